@@ -1,0 +1,149 @@
+/**
+ * A load generator process: many MQTT devices publishing QoS 1 messages, measuring the time from
+ * publish() to PUBACK. Runs as a child process (fork) so its CPU is not the broker's; the parent
+ * sends one `LoadPlan` and receives one `LoadResult`.
+ */
+import mqtt, { type MqttClient } from 'mqtt';
+
+export interface LoadPlan {
+  url: string;
+  devices: { id: string; secret?: string }[];
+  /** 'max': each client keeps `window` messages in flight; 'rate': `rate` msgs/s spread over the clients. */
+  mode: 'max' | 'rate';
+  window: number;
+  rate: number;
+  durationMs: number;
+  /** Run this long first without counting: JIT, caches and TCP windows warm up on both targets. */
+  warmupMs: number;
+  payloadBytes: number;
+}
+
+export interface LoadResult {
+  /** Acknowledged in the measured phase. */
+  acked: number;
+  /** Acknowledged in all, warm-up included (for loss accounting). */
+  ackedTotal: number;
+  errors: number;
+  elapsedMs: number;
+  /** Latencies in ms, sampled (at most 200,000). */
+  latencies: number[];
+}
+
+const MAX_SAMPLES = 200_000;
+
+/** Connects like a device does: CONNACK 3 (server busy) means try again a little later. */
+async function connect(url: string, d: { id: string; secret?: string }): Promise<MqttClient> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await mqtt.connectAsync(url, {
+        clientId: d.id,
+        username: d.secret ? d.id : undefined,
+        password: d.secret,
+        reconnectPeriod: 0,
+        connectTimeout: 60_000,
+        protocolVersion: 4,
+      });
+    } catch (err) {
+      if ((err as { code?: number }).code !== 3 || attempt > 100) throw err;
+      await new Promise((r) => setTimeout(r, 100 + Math.random() * 200));
+    }
+  }
+}
+
+async function run(plan: LoadPlan): Promise<LoadResult> {
+  const clients: MqttClient[] = await Promise.all(plan.devices.map((d) => connect(plan.url, d)));
+  // Nagle's algorithm would hold each small PUBLISH until the previous one is ACKed at the TCP
+  // level; device stacks built for latency disable it, and it would blur both targets alike.
+  for (const c of clients) (c.stream as { setNoDelay?: (on: boolean) => void }).setNoDelay?.(true);
+  // Connected: tell the parent, and start only when every generator is connected (so the measured
+  // phase holds no connection work, such as the broker's password checks).
+  await new Promise<void>((resolve) => {
+    process.once('message', () => resolve());
+    process.send?.({ connected: true });
+  });
+  const topics = plan.devices.map((d) => `devices/${d.id}/weights`);
+  const latencies: number[] = [];
+  let acked = 0;
+  let ackedTotal = 0;
+  let errors = 0;
+  let seen = 0;
+  const payload = Buffer.alloc(plan.payloadBytes, 'x');
+  const started = performance.now();
+  const measureFrom = started + plan.warmupMs;
+  const deadline = measureFrom + plan.durationMs;
+
+  const publishOne = (i: number): Promise<void> => {
+    const t0 = performance.now();
+    return (clients[i] as MqttClient).publishAsync(topics[i] as string, payload, { qos: 1 }).then(
+      () => {
+        ackedTotal++;
+        if (t0 < measureFrom) return;
+        acked++;
+        seen++;
+        const l = performance.now() - t0;
+        if (latencies.length < MAX_SAMPLES) latencies.push(l);
+        else {
+          // reservoir sampling keeps the percentiles unbiased over a long run
+          const j = Math.floor(Math.random() * seen);
+          if (j < MAX_SAMPLES) latencies[j] = l;
+        }
+      },
+      () => {
+        if (t0 >= measureFrom) errors++;
+      },
+    );
+  };
+
+  if (plan.mode === 'max') {
+    await Promise.all(
+      clients.map(async (_c, i) => {
+        const inflight = new Set<Promise<void>>();
+        while (performance.now() < deadline) {
+          while (inflight.size < plan.window) {
+            const p = publishOne(i).finally(() => inflight.delete(p));
+            inflight.add(p);
+          }
+          await Promise.race(inflight);
+        }
+        await Promise.all(inflight);
+      }),
+    );
+  } else {
+    const pending = new Set<Promise<void>>();
+    const tickMs = 10;
+    let sent = 0;
+    let next = 0;
+    await new Promise<void>((resolve) => {
+      const timer = setInterval(() => {
+        const now = performance.now();
+        if (now >= deadline) {
+          clearInterval(timer);
+          resolve();
+          return;
+        }
+        // send what the schedule says should have been sent by now (catches up after a late tick)
+        const due = Math.floor(((now - started) / 1000) * plan.rate);
+        while (sent < due) {
+          const p = publishOne(next).finally(() => pending.delete(p));
+          pending.add(p);
+          next = (next + 1) % clients.length;
+          sent++;
+        }
+      }, tickMs);
+    });
+    await Promise.all(pending);
+  }
+  const elapsedMs = performance.now() - measureFrom;
+  await Promise.all(clients.map((c) => c.endAsync().catch(() => undefined)));
+  return { acked, ackedTotal, errors, elapsedMs, latencies };
+}
+
+process.once('message', (plan: LoadPlan) => {
+  run(plan).then(
+    (result) => process.send?.(result, () => process.exit(0)),
+    (err: Error) => {
+      process.stderr.write(`load generator failed: ${err.message}\n`);
+      process.exit(1);
+    },
+  );
+});

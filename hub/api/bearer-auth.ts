@@ -1,0 +1,32 @@
+/** Bearer-token authentication with scopes read < ops < admin, as a fastify preHandler. */
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { HubMetrics } from '../observability/metrics.js';
+import { HubError } from '../sdk/errors.js';
+import { type ApiToken, type ApiTokens, type Scope, scopeAllows } from '../store/api-tokens.js';
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    token?: ApiToken;
+  }
+}
+
+export function requireScope(tokens: ApiTokens, metrics: HubMetrics, scope: Scope) {
+  return async (request: FastifyRequest, _reply: FastifyReply): Promise<void> => {
+    const header = request.headers.authorization;
+    const m = header ? /^Bearer\s+(\S+)$/i.exec(header) : null;
+    if (!m) {
+      metrics.apiAuthFailures.inc({ reason: 'missing' });
+      throw new HubError('HUB_ERR_AUTH_MISSING', 'send Authorization: Bearer <token> (create one with `storehub token create`)');
+    }
+    const token = tokens.verify(m[1] as string);
+    if (!token) {
+      metrics.apiAuthFailures.inc({ reason: 'invalid' });
+      throw new HubError('HUB_ERR_AUTH_INVALID');
+    }
+    if (!scopeAllows(token.scope, scope)) {
+      metrics.apiAuthFailures.inc({ reason: 'scope' });
+      throw new HubError('HUB_ERR_AUTH_SCOPE', `this route needs scope ${scope}; the token has ${token.scope}`);
+    }
+    request.token = token;
+  };
+}

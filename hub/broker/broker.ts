@@ -1,0 +1,259 @@
+/**
+ * The embedded MQTT broker (aedes) with the hub's policy injected: device authentication, per-device
+ * topic ACLs, admission control, per-client rate limits, a packet size cap, and the durable-ack rule
+ * (QoS >= 1 messages are committed to the journal before aedes writes the PUBACK).
+ */
+import type { Server } from 'node:net';
+import { Aedes, type AedesPublishPacket, type AuthenticateError, type Client, type PublishPacket, type Subscription } from 'aedes';
+import type { HubConfig } from '../config/schema.js';
+import type { Logger } from '../observability/logger.js';
+import type { HubMetrics } from '../observability/metrics.js';
+import type { Store } from '../store/store.js';
+import { DeviceAuthenticator } from './device-auth.js';
+import { closeListeners, type ListenerAddresses, openListeners } from './listeners.js';
+import { TokenBucket } from './token-bucket.js';
+import { mayPublish, maySubscribe } from './topic-acl.js';
+
+/** What the hub knows about a connected client; aedes' Client stays untouched. */
+interface Session {
+  deviceId: string;
+  topics: readonly string[];
+  bucket: TokenBucket;
+}
+
+/** CONNACK return codes, MQTT 3.1.1 section 3.2.2.3. */
+const CONNACK = { serverUnavailable: 3, badCredentials: 4, notAuthorized: 5 } as const;
+
+function connackError(code: number, message: string): AuthenticateError {
+  return Object.assign(new Error(message), { returnCode: code }) as AuthenticateError;
+}
+
+/** Delay beyond which a flooding client is disconnected instead of slowed further. */
+const MAX_THROTTLE_MS = 5_000;
+
+export type InProcessHandler = (packet: AedesPublishPacket) => void;
+
+export interface BrokerDeps {
+  config: HubConfig['broker'];
+  store: Store;
+  metrics: HubMetrics;
+  log: Logger;
+}
+
+export class BrokerService {
+  readonly name = 'broker';
+  private aedes: Aedes | undefined;
+  private servers: Server[] = [];
+  private readonly sessions = new WeakMap<Client, Session>();
+  private readonly refusals = new WeakMap<Client, number>();
+  private readonly admission: TokenBucket;
+  private readonly auth: DeviceAuthenticator;
+  addresses: ListenerAddresses = {};
+
+  constructor(private readonly deps: BrokerDeps) {
+    const limits = deps.config.limits;
+    this.admission = new TokenBucket(limits.connectsPerSecond, limits.connectBurst);
+    this.auth = new DeviceAuthenticator(deps.store.credentials, limits.maxPendingAuth);
+  }
+
+  get clientCount(): number {
+    return this.aedes?.connectedClients ?? 0;
+  }
+
+  async start(): Promise<void> {
+    const { config, metrics, log } = this.deps;
+    const limits = config.limits;
+    const aedes = await Aedes.createBroker({
+      id: 'storehub',
+      concurrency: 1000,
+      connectTimeout: limits.connectTimeoutMs,
+      drainTimeout: limits.drainTimeoutMs,
+      heartbeatInterval: 60_000,
+      maxClientsIdLength: 128,
+      preConnect: (client, _packet, done) => this.preConnect(client, done),
+      authenticate: (client, username, password, done) => void this.authenticate(client, username, password, done),
+      authorizePublish: (client, packet, done) => this.authorizePublish(client, packet, done),
+      authorizeSubscribe: (client, sub, done) => this.authorizeSubscribe(client, sub, done),
+      authorizeForward: (_client, packet) => {
+        metrics.brokerMessagesOut.inc();
+        return packet;
+      },
+    });
+    aedes.on('client', () => metrics.brokerClients.set(aedes.connectedClients));
+    aedes.on('clientDisconnect', () => metrics.brokerClients.set(aedes.connectedClients));
+    aedes.on('clientError', (client, err) => {
+      metrics.brokerClientErrors.inc();
+      log.debug({ clientId: client?.id, err: err.message }, 'mqtt client error');
+    });
+    aedes.on('connectionError', (_client, err) => {
+      metrics.brokerClientErrors.inc();
+      log.debug({ err: err.message }, 'mqtt connection error');
+    });
+    this.aedes = aedes;
+    const opened = await openListeners(aedes, config, {
+      onOversize: (reason) => {
+        metrics.brokerOversize.inc();
+        log.warn({ reason }, 'mqtt packet over the size limit; connection closed');
+      },
+    });
+    this.servers = opened.servers;
+    this.addresses = opened.addresses;
+    log.info({ ...this.addresses }, 'broker listening');
+  }
+
+  /** Subscribes a hub service in process: no socket, no ACL, no loopback client. */
+  subscribe(filter: string, handler: InProcessHandler): () => void {
+    const aedes = this.aedes;
+    if (!aedes) throw new Error('broker not started');
+    const deliver = (packet: AedesPublishPacket, cb: () => void) => {
+      try {
+        handler(packet);
+      } catch (err) {
+        this.deps.log.error({ err, topic: packet.topic }, 'in-process subscriber failed');
+      }
+      cb();
+    };
+    aedes.subscribe(filter, deliver, () => {});
+    return () => aedes.unsubscribe(filter, deliver, () => {});
+  }
+
+  publish(topic: string, payload: Buffer | string, qos: 0 | 1 = 0, retain = false): Promise<void> {
+    const aedes = this.aedes;
+    if (!aedes) return Promise.reject(new Error('broker not started'));
+    return new Promise((resolve, reject) => {
+      const packet = { cmd: 'publish', topic, payload: Buffer.from(payload), qos, retain, dup: false } as PublishPacket;
+      aedes.publish(packet, (err?: Error) => (err ? reject(err) : resolve()));
+    });
+  }
+
+  /**
+   * Stops accepting connections, commits and acknowledges what has been received, lets the
+   * acknowledgements reach the sockets, then closes every client.
+   */
+  async stop(): Promise<void> {
+    const aedes = this.aedes;
+    if (!aedes) return;
+    this.aedes = undefined;
+    const listenersClosed = closeListeners(this.servers);
+    this.deps.store.journal.flush();
+    const clients = Object.values((aedes as unknown as { clients: Record<string, Client> }).clients);
+    await waitForDrain(clients, 1_000);
+    await new Promise<void>((resolve) => aedes.close(() => resolve()));
+    this.deps.store.journal.flush();
+    await listenersClosed;
+    this.deps.metrics.brokerClients.set(0);
+  }
+
+  private preConnect(client: Client, done: (err: Error | null, ok: boolean) => void): void {
+    const aedes = this.aedes;
+    if (aedes && aedes.connectedClients >= this.deps.config.limits.maxClients) {
+      this.refusals.set(client, CONNACK.serverUnavailable);
+      this.deps.metrics.brokerConnections.inc({ outcome: 'refused_capacity' });
+    } else if (!this.admission.tryTake()) {
+      this.refusals.set(client, CONNACK.serverUnavailable);
+      this.deps.metrics.brokerConnections.inc({ outcome: 'refused_admission' });
+    }
+    // Refusals are answered in authenticate() so the device gets a CONNACK it can act on.
+    done(null, true);
+  }
+
+  private async authenticate(
+    client: Client,
+    username: string | undefined,
+    password: Buffer | undefined,
+    done: (err: AuthenticateError | null, ok: boolean) => void,
+  ): Promise<void> {
+    const metrics = this.deps.metrics;
+    if (this.refusals.has(client)) {
+      done(connackError(CONNACK.serverUnavailable, 'server busy, retry later'), false);
+      return;
+    }
+    const deviceId = username ?? '';
+    // The client id is what aedes keys sessions by; tying it to the device stops one device from
+    // taking over another's session. Ids may carry a ':suffix' for devices with several connections.
+    if (deviceId === '' || (client.id !== deviceId && !client.id.startsWith(`${deviceId}:`))) {
+      metrics.brokerConnections.inc({ outcome: 'refused_identity' });
+      done(connackError(CONNACK.notAuthorized, 'client id must be the device id'), false);
+      return;
+    }
+    const outcome = await this.auth.check(deviceId, password?.toString('utf8') ?? '');
+    if (!outcome.ok) {
+      metrics.brokerConnections.inc({ outcome: outcome.reason });
+      // 'busy' is back-pressure during a storm, counted in metrics; a bad secret is worth a warning
+      const level = outcome.reason === 'busy' ? 'debug' : 'warn';
+      this.deps.log[level]({ deviceId, reason: outcome.reason, address: addressOf(client) }, 'mqtt connection refused');
+      const code = outcome.reason === 'busy' ? CONNACK.serverUnavailable : CONNACK.badCredentials;
+      done(connackError(code, outcome.reason), false);
+      return;
+    }
+    const limits = this.deps.config.limits;
+    this.sessions.set(client, {
+      deviceId,
+      topics: outcome.credential.topics,
+      bucket: new TokenBucket(limits.messagesPerSecond, limits.messageBurst),
+    });
+    metrics.brokerConnections.inc({ outcome: 'accepted' });
+    done(null, true);
+  }
+
+  private authorizePublish(client: Client | null, packet: PublishPacket, done: (err?: Error | null) => void): void {
+    const metrics = this.deps.metrics;
+    const session = client ? this.sessions.get(client) : undefined;
+    if (!session || !mayPublish(session.topics, packet.topic)) {
+      metrics.brokerAclDenied.inc({ action: 'publish' });
+      this.deps.log.warn({ clientId: client?.id, topic: packet.topic }, 'publish outside the device namespace refused');
+      done(new Error(`publish to ${packet.topic} not allowed`));
+      return;
+    }
+    const wait = session.bucket.take();
+    if (wait > MAX_THROTTLE_MS) {
+      done(new Error('message rate limit exceeded'));
+      return;
+    }
+    const accept = () => {
+      metrics.brokerMessagesIn.inc({ qos: String(packet.qos) });
+      if (packet.qos === 0) {
+        done(null);
+        return;
+      }
+      this.deps.store.journal.append(
+        { deviceId: session.deviceId, topic: packet.topic, payload: Buffer.from(packet.payload), qos: packet.qos, receivedAt: Date.now() },
+        (err) => {
+          if (err) metrics.journalRejected.inc({ reason: 'code' in err ? String(err.code) : 'error' });
+          done(err ?? null);
+        },
+      );
+    };
+    if (wait > 0) {
+      // Delaying the callback stops aedes reading this client's socket: back-pressure, not loss.
+      metrics.brokerThrottled.inc();
+      setTimeout(accept, wait);
+    } else accept();
+  }
+
+  private authorizeSubscribe(client: Client | null, sub: Subscription, done: (err: Error | null, sub?: Subscription | null) => void): void {
+    const session = client ? this.sessions.get(client) : undefined;
+    if (!session || !maySubscribe(session.topics, sub.topic)) {
+      this.deps.metrics.brokerAclDenied.inc({ action: 'subscribe' });
+      this.deps.log.warn({ clientId: client?.id, filter: sub.topic }, 'subscribe outside the device namespace refused');
+      // [MQTT-3.9.3] a null subscription makes aedes answer SUBACK 0x80 (failure) for this filter
+      done(null, null);
+      return;
+    }
+    done(null, sub);
+  }
+}
+
+function addressOf(client: Client): string | undefined {
+  const conn = client.conn as { remoteAddress?: string } | undefined;
+  return conn?.remoteAddress;
+}
+
+async function waitForDrain(clients: Client[], timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const busy = clients.some((c) => ((c.conn as { writableLength?: number } | undefined)?.writableLength ?? 0) > 0);
+    if (!busy || Date.now() > deadline) return;
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}

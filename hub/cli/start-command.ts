@@ -1,0 +1,63 @@
+import { Hub, STOP_TIMEOUT_MS } from '../hub.js';
+import { SdNotify } from '../lifecycle/sd-notify.js';
+import { createLogger } from '../observability/logger.js';
+import { loadConfigOrExit } from './open-tool-store.js';
+
+/**
+ * `storehub start`: runs the hub until SIGTERM/SIGINT, then stops services in reverse within
+ * STOP_TIMEOUT_MS. A second signal exits at once. An unhandled error is logged as fatal and exits 1.
+ */
+export async function startCommand(opts: { config: string }): Promise<void> {
+  const config = loadConfigOrExit(opts.config);
+  const log = createLogger({ level: config.log.level });
+  const notify = new SdNotify(process.env, log);
+  const fatal = (err: unknown, origin: string) => {
+    log.fatal({ err, origin }, 'unhandled error; exiting');
+    notify.close();
+    process.exit(1);
+  };
+  process.on('uncaughtException', (err) => fatal(err, 'uncaughtException'));
+  process.on('unhandledRejection', (err) => fatal(err, 'unhandledRejection'));
+
+  const hub = new Hub(config, {
+    log,
+    onReady: () => {
+      notify.ready(`serving store ${config.store.id}`);
+      notify.startWatchdog();
+    },
+  });
+
+  let stopping = false;
+  const shutdown = (signal: string) => {
+    if (stopping) {
+      log.warn({ signal }, 'second signal: exiting without waiting');
+      process.exit(130);
+    }
+    stopping = true;
+    log.info({ signal }, 'stopping');
+    notify.stopping();
+    hub.stop(STOP_TIMEOUT_MS).then(
+      () => {
+        notify.close();
+        process.exit(0);
+      },
+      (err) => {
+        log.error({ err }, 'stop did not finish cleanly');
+        notify.close();
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', () => shutdown('SIGTERM'));
+  process.on('SIGINT', () => shutdown('SIGINT'));
+
+  log.info({ config: opts.config, store: config.store.id, dataDir: config.dataDir }, 'starting storehub');
+  try {
+    await hub.start();
+  } catch (err) {
+    log.fatal({ err }, 'start failed');
+    await hub.stop(STOP_TIMEOUT_MS).catch(() => undefined);
+    notify.close();
+    process.exit(1);
+  }
+}

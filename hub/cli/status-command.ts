@@ -1,0 +1,25 @@
+import { loadConfigOrExit } from './open-tool-store.js';
+
+/** `storehub status`: readiness from /healthz, and with a read token the full status. */
+export async function statusCommand(opts: { config: string; token?: string }): Promise<void> {
+  const config = loadConfigOrExit(opts.config);
+  const host = config.api.host === '0.0.0.0' ? '127.0.0.1' : config.api.host.includes(':') ? `[${config.api.host}]` : config.api.host;
+  const base = `http://${host}:${config.api.port}`;
+  let health: { status: string; checks: Record<string, { ok: boolean; detail?: string }> };
+  try {
+    health = (await (await fetch(`${base}/healthz`)).json()) as typeof health;
+  } catch (err) {
+    process.stderr.write(`storehub is not reachable at ${base}: ${(err as Error).message}\n`);
+    process.exit(3);
+  }
+  process.stdout.write(`storehub at ${base}: ${health.status}\n`);
+  for (const [name, check] of Object.entries(health.checks))
+    process.stdout.write(`  ${check.ok ? 'ok  ' : 'FAIL'} ${name}${check.detail ? `: ${check.detail}` : ''}\n`);
+  const token = opts.token ?? process.env.STOREHUB_TOKEN;
+  if (token) {
+    const res = await fetch(`${base}/api/v1/status`, { headers: { authorization: `Bearer ${token}` } });
+    const body = (await res.json()) as Record<string, unknown>;
+    process.stdout.write(`${JSON.stringify(body, null, 2)}\n`);
+  }
+  process.exitCode = health.status === 'ok' ? 0 : 1;
+}

@@ -1,0 +1,173 @@
+/**
+ * The configuration schema: the single source for the TypeScript types (Static<>) and the JSON
+ * schema published as config/schema.json (scripts/gen-schema.ts writes it; a test keeps it in sync).
+ * Every object is closed (additionalProperties: false) so a misspelt key is an error, not a silent default.
+ */
+import { type Static, type TObject, type TProperties, Type } from '@sinclair/typebox';
+
+export const CONFIG_VERSION = 1;
+
+/** A closed object whose missing value is `{}` so nested defaults are filled too. */
+function Section<T extends TProperties>(properties: T, description: string): TObject<T> {
+  return Type.Object(properties, { additionalProperties: false, default: {}, description });
+}
+
+const Id = Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$', description: 'letters, digits, . _ -; at most 64' });
+const Port = Type.Integer({ minimum: 0, maximum: 65535 });
+
+const BrokerTls = Type.Object(
+  {
+    port: Port,
+    cert: Type.String({ minLength: 1, description: 'PEM certificate chain file' }),
+    key: Type.String({ minLength: 1, description: 'PEM private key file (secret)' }),
+    ca: Type.Optional(Type.String({ minLength: 1, description: 'PEM CA bundle for client certificates' })),
+    requireClientCert: Type.Boolean({ default: false }),
+  },
+  { additionalProperties: false },
+);
+
+const BrokerLimits = Section(
+  {
+    maxClients: Type.Integer({ minimum: 1, default: 5000, description: 'connections beyond this are refused' }),
+    maxPacketBytes: Type.Integer({ minimum: 64, default: 256 * 1024, description: 'larger MQTT packets close the connection' }),
+    messagesPerSecond: Type.Integer({ minimum: 1, default: 2000, description: 'per client; excess is delayed (TCP back-pressure)' }),
+    messageBurst: Type.Integer({ minimum: 1, default: 4000 }),
+    connectsPerSecond: Type.Integer({ minimum: 1, default: 200, description: 'admission rate for new connections' }),
+    connectBurst: Type.Integer({ minimum: 1, default: 400 }),
+    maxPendingAuth: Type.Integer({ minimum: 1, default: 32, description: 'password checks running at once' }),
+    drainTimeoutMs: Type.Integer({ minimum: 100, default: 10_000, description: 'a subscriber that does not read for this long is disconnected' }),
+    connectTimeoutMs: Type.Integer({ minimum: 100, default: 10_000 }),
+  },
+  'limits that keep one device or a reconnect storm from starving the hub',
+);
+
+const Broker = Section(
+  {
+    host: Type.String({ minLength: 1, default: '0.0.0.0' }),
+    port: Type.Integer({ minimum: 0, maximum: 65535, default: 1883 }),
+    tls: Type.Optional(BrokerTls),
+    websocket: Type.Optional(Type.Object({ port: Port, path: Type.String({ default: '/mqtt' }) }, { additionalProperties: false })),
+    limits: BrokerLimits,
+  },
+  'the embedded MQTT broker devices connect to',
+);
+
+const Api = Section(
+  {
+    host: Type.String({ minLength: 1, default: '127.0.0.1' }),
+    port: Type.Integer({ minimum: 0, maximum: 65535, default: 8080 }),
+    bodyLimitBytes: Type.Integer({ minimum: 1024, default: 1024 * 1024 }),
+  },
+  'HTTP API, metrics and dashboard',
+);
+
+const Database = Section(
+  {
+    synchronous: Type.Union([Type.Literal('full'), Type.Literal('normal')], {
+      default: 'full',
+      description: 'full: every acknowledged commit survives power loss; normal: may lose the last commits on power loss (see docs/durability.md)',
+    }),
+    maxBytes: Type.Integer({ minimum: 1024 * 1024, default: 2 * 1024 ** 3, description: 'disk budget for the database and its WAL' }),
+    ingestRetentionHours: Type.Number({ exclusiveMinimum: 0, default: 72, description: 'raw device messages older than this are pruned' }),
+  },
+  'the SQLite store',
+);
+
+const MqttTransport = Type.Object(
+  {
+    type: Type.Literal('mqtt'),
+    topics: Type.Optional(Type.Array(Type.String({ minLength: 1 }), { description: 'topic filters the device may use; {id} is replaced by its id' })),
+  },
+  { additionalProperties: false },
+);
+const SerialTransport = Type.Object(
+  {
+    type: Type.Literal('serial'),
+    path: Type.String({ minLength: 1 }),
+    baudRate: Type.Integer({ minimum: 50, default: 9600 }),
+    dataBits: Type.Union([Type.Literal(7), Type.Literal(8)], { default: 8 }),
+    parity: Type.Union([Type.Literal('none'), Type.Literal('even'), Type.Literal('odd')], { default: 'none' }),
+    stopBits: Type.Union([Type.Literal(1), Type.Literal(2)], { default: 1 }),
+  },
+  { additionalProperties: false },
+);
+const HidTransport = Type.Object(
+  {
+    type: Type.Literal('hid'),
+    vendorId: Type.Integer({ minimum: 0, maximum: 0xffff }),
+    productId: Type.Integer({ minimum: 0, maximum: 0xffff }),
+    path: Type.Optional(Type.String({ minLength: 1 })),
+  },
+  { additionalProperties: false },
+);
+
+const Device = Type.Object(
+  {
+    id: Id,
+    kind: Type.String({ pattern: '^[a-z][a-z0-9-]{0,31}$', description: 'device class, the name of a folder in drivers/' }),
+    name: Type.Optional(Type.String()),
+    model: Type.Optional(Type.String()),
+    transport: Type.Union([MqttTransport, SerialTransport, HidTransport]),
+    options: Type.Record(Type.String(), Type.Unknown(), { default: {}, description: 'protocol settings, validated by the driver' }),
+  },
+  { additionalProperties: false },
+);
+
+const Camera = Type.Object(
+  {
+    id: Id,
+    source: Type.String({ minLength: 1, description: 'a file, device or stream URL read with ffmpeg' }),
+    fps: Type.Number({ exclusiveMinimum: 0, maximum: 60, default: 5 }),
+  },
+  { additionalProperties: false },
+);
+
+const Cloud = Section(
+  {
+    enabled: Type.Boolean({ default: false }),
+    url: Type.Optional(Type.String({ pattern: '^(mqtts?|wss?)://' })),
+    username: Type.Optional(Type.String()),
+    password: Type.Optional(Type.String({ description: 'secret: never logged' })),
+  },
+  'the uplink to the cloud OMS',
+);
+
+export const ConfigSchema = Type.Object(
+  {
+    $schema: Type.Optional(Type.String()),
+    version: Type.Literal(CONFIG_VERSION, { description: 'config format version; older files are migrated on load' }),
+    store: Type.Object(
+      {
+        id: Id,
+        name: Type.Optional(Type.String()),
+        timezone: Type.String({ default: 'UTC' }),
+      },
+      { additionalProperties: false },
+    ),
+    hubId: Type.Optional(Id),
+    dataDir: Type.String({ minLength: 1, default: './data' }),
+    log: Section(
+      {
+        level: Type.Union(
+          ['fatal', 'error', 'warn', 'info', 'debug', 'trace'].map((l) => Type.Literal(l)),
+          { default: 'info' },
+        ),
+      },
+      'logging',
+    ),
+    api: Api,
+    broker: Broker,
+    database: Database,
+    devices: Type.Array(Device, { default: [] }),
+    cameras: Type.Array(Camera, { default: [] }),
+    cloud: Cloud,
+  },
+  { additionalProperties: false, $id: 'https://storehub.dev/schema/config-v1.json', title: 'storehub configuration' },
+);
+
+export type HubConfig = Static<typeof ConfigSchema>;
+export type DeviceConfig = HubConfig['devices'][number];
+export type BrokerLimitsConfig = HubConfig['broker']['limits'];
+
+/** Config keys whose values are secrets: redacted from logs and from the API. */
+export const SECRET_PATHS = ['cloud.password', 'broker.tls.key', 'password', 'secret', 'token'];

@@ -1,0 +1,122 @@
+/**
+ * The composition root: builds every service from the config and runs them in dependency order
+ * (store -> broker -> maintenance -> api). Nothing here does I/O until start().
+ */
+import { ApiService } from './api/api-service.js';
+import { BrokerService } from './broker/broker.js';
+import type { HubConfig } from './config/schema.js';
+import { Health } from './lifecycle/health.js';
+import { Lifecycle, type Service } from './lifecycle/lifecycle.js';
+import type { Logger } from './observability/logger.js';
+import { createMetrics, type HubMetrics } from './observability/metrics.js';
+import { VERSION } from './package-info.js';
+import { StoreMaintenance } from './store/maintenance.js';
+import { Store } from './store/store.js';
+
+export const STOP_TIMEOUT_MS = 10_000;
+
+export interface HubOptions {
+  log: Logger;
+  /** Called once the API listens (the hub is serving). */
+  onReady?: () => void;
+}
+
+export class Hub {
+  readonly health = new Health();
+  readonly metrics: HubMetrics = createMetrics();
+  store: Store | undefined;
+  broker: BrokerService | undefined;
+  api: ApiService | undefined;
+  private readonly lifecycle: Lifecycle;
+  private readonly log: Logger;
+
+  constructor(
+    readonly config: HubConfig,
+    private readonly options: HubOptions,
+  ) {
+    this.log = options.log;
+    this.lifecycle = new Lifecycle(options.log);
+  }
+
+  async start(): Promise<void> {
+    const startedAt = Date.now();
+    const { config, log, metrics, health } = this;
+    const self = this;
+    const services: Service[] = [
+      {
+        name: 'store',
+        async start() {
+          const store = new Store({ dataDir: config.dataDir, synchronous: config.database.synchronous, maxBytes: config.database.maxBytes });
+          self.store = store;
+          metrics.storeSalvaged.set(store.corruption ? 1 : 0);
+          if (store.corruption) {
+            const { reason, damagedFile, salvage } = store.corruption;
+            log.error(
+              { code: 'HUB_ERR_STORE_CORRUPT', reason, damagedFile, salvage },
+              'DATABASE WAS CORRUPT: salvaged what could be read into a fresh database; the damaged file is kept aside',
+            );
+          }
+          if (store.migrationsApplied.length > 0) log.info({ applied: store.migrationsApplied }, 'database migrated');
+          health.register('store', () => {
+            if (!store.db.open) return { ok: false, detail: 'database closed' };
+            const budget = store.budget.current;
+            return budget.exceeded ? { ok: false, detail: budget.reason ?? 'disk budget reached' } : { ok: true };
+          });
+          metrics.serviceUp.set({ service: 'store' }, 1);
+        },
+        async stop() {
+          metrics.serviceUp.set({ service: 'store' }, 0);
+          self.store?.close();
+        },
+      },
+      {
+        name: 'broker',
+        async start() {
+          const store = self.store as Store;
+          const broker = new BrokerService({ config: config.broker, store, metrics, log: log.child({ service: 'broker' }) });
+          self.broker = broker;
+          await broker.start();
+          health.register('broker', () => ({ ok: true, detail: `${broker.clientCount} clients` }));
+          metrics.serviceUp.set({ service: 'broker' }, 1);
+        },
+        async stop() {
+          metrics.serviceUp.set({ service: 'broker' }, 0);
+          await self.broker?.stop();
+        },
+      },
+      new StoreMaintenance(() => this.store as Store, config.database, metrics, log),
+      {
+        name: 'api',
+        async start() {
+          const api = new ApiService(
+            {
+              config,
+              store: self.store as Store,
+              health,
+              metrics,
+              version: VERSION,
+              startedAt,
+              brokerClients: () => self.broker?.clientCount ?? 0,
+            },
+            log,
+          );
+          self.api = api;
+          await api.start();
+          metrics.serviceUp.set({ service: 'api' }, 1);
+          self.options.onReady?.();
+        },
+        async stop() {
+          metrics.serviceUp.set({ service: 'api' }, 0);
+          await self.api?.stop();
+        },
+      },
+    ];
+    await this.lifecycle.start(services);
+    log.info({ store: config.store.id, version: VERSION, ms: Date.now() - startedAt }, 'storehub ready');
+  }
+
+  async stop(timeoutMs = STOP_TIMEOUT_MS): Promise<void> {
+    await this.lifecycle.stop(timeoutMs);
+    this.log.info('storehub stopped');
+  }
+}

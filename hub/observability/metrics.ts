@@ -1,0 +1,79 @@
+/**
+ * Every Prometheus metric the hub exports, in one place so names stay consistent and documented
+ * (docs/metrics.md lists them; a test checks that every name here is documented).
+ */
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+
+export function createMetrics() {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry, prefix: 'storehub_' });
+  const r = [registry];
+  return {
+    registry,
+    serviceUp: new Gauge({ name: 'storehub_service_up', help: '1 when the service is started and healthy', labelNames: ['service'], registers: r }),
+    brokerClients: new Gauge({ name: 'storehub_broker_clients', help: 'MQTT clients connected now', registers: r }),
+    brokerConnections: new Counter({
+      name: 'storehub_broker_connections_total',
+      help: 'MQTT connection attempts by outcome',
+      labelNames: ['outcome'],
+      registers: r,
+    }),
+    brokerMessagesIn: new Counter({
+      name: 'storehub_broker_messages_in_total',
+      help: 'PUBLISH packets accepted from devices',
+      labelNames: ['qos'],
+      registers: r,
+    }),
+    brokerMessagesOut: new Counter({ name: 'storehub_broker_messages_out_total', help: 'PUBLISH packets delivered to devices', registers: r }),
+    brokerAclDenied: new Counter({
+      name: 'storehub_broker_acl_denied_total',
+      help: 'publish or subscribe outside the device namespace',
+      labelNames: ['action'],
+      registers: r,
+    }),
+    brokerOversize: new Counter({ name: 'storehub_broker_oversize_packets_total', help: 'connections closed for a packet over maxPacketBytes', registers: r }),
+    brokerThrottled: new Counter({ name: 'storehub_broker_throttled_total', help: 'messages delayed by the per-client rate limit', registers: r }),
+    brokerClientErrors: new Counter({ name: 'storehub_broker_client_errors_total', help: 'connections closed on a protocol or socket error', registers: r }),
+    journalCommitted: new Counter({
+      name: 'storehub_journal_messages_committed_total',
+      help: 'device messages committed before acknowledgement',
+      registers: r,
+    }),
+    journalRejected: new Counter({
+      name: 'storehub_journal_messages_rejected_total',
+      help: 'device messages refused (not acknowledged)',
+      labelNames: ['reason'],
+      registers: r,
+    }),
+    journalBatch: new Histogram({
+      name: 'storehub_journal_batch_size',
+      help: 'messages per group commit',
+      buckets: [1, 4, 16, 64, 256, 1024, 4096],
+      registers: r,
+    }),
+    journalCommitSeconds: new Histogram({
+      name: 'storehub_journal_commit_seconds',
+      help: 'time to commit one group',
+      buckets: [0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.5],
+      registers: r,
+    }),
+    storeBytes: new Gauge({ name: 'storehub_store_used_bytes', help: 'live database pages plus WAL', registers: r }),
+    storeBudgetBytes: new Gauge({ name: 'storehub_store_budget_bytes', help: 'configured database.maxBytes', registers: r }),
+    storeBudgetExceeded: new Gauge({ name: 'storehub_store_budget_exceeded', help: '1 while the disk budget is reached and ingest is refused', registers: r }),
+    storeSalvaged: new Gauge({ name: 'storehub_store_salvaged', help: '1 when this start found a corrupt database and salvaged it', registers: r }),
+    apiRequests: new Counter({
+      name: 'storehub_api_requests_total',
+      help: 'HTTP requests by route and status class',
+      labelNames: ['route', 'status'],
+      registers: r,
+    }),
+    apiAuthFailures: new Counter({
+      name: 'storehub_api_auth_failures_total',
+      help: 'requests refused for a missing, invalid or under-scoped token',
+      labelNames: ['reason'],
+      registers: r,
+    }),
+  };
+}
+
+export type HubMetrics = ReturnType<typeof createMetrics>;

@@ -1,0 +1,120 @@
+/**
+ * Opens the hub's SQLite database: integrity check, salvage on corruption, explicit pragmas, migrations.
+ * The durability policy (docs/durability.md) is applied here, on every open: better-sqlite3 silently
+ * drops to synchronous=NORMAL when it reopens an existing WAL file, so we always set it ourselves.
+ */
+import { randomUUID } from 'node:crypto';
+import { existsSync, mkdirSync, renameSync } from 'node:fs';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import { migrate } from './migrate.js';
+import { type SalvageReport, salvageInto } from './salvage.js';
+
+export type Synchronous = 'full' | 'normal';
+
+export interface OpenOptions {
+  dataDir: string;
+  synchronous: Synchronous;
+  /**
+   * 'daemon' checks integrity and salvages a corrupt file; 'tool' (the CLI, possibly beside a running
+   * hub) must never move the file away, so it skips the check and fails on a damaged file instead.
+   */
+  mode?: 'daemon' | 'tool';
+  /** Clock, replaceable in tests. */
+  now?: () => number;
+}
+
+export interface CorruptionReport {
+  reason: string;
+  damagedFile: string;
+  salvage: SalvageReport;
+}
+
+export interface OpenedStore {
+  db: Database.Database;
+  file: string;
+  hubEpoch: number;
+  hubId: string;
+  migrationsApplied: number[];
+  corruption?: CorruptionReport;
+}
+
+export const DB_FILE = 'hub.db';
+
+function applyPragmas(db: Database.Database, synchronous: Synchronous): void {
+  db.pragma('journal_mode = WAL');
+  db.pragma(`synchronous = ${synchronous === 'full' ? 'FULL' : 'NORMAL'}`);
+  db.pragma('foreign_keys = ON');
+  db.pragma('busy_timeout = 5000');
+  // Checkpoints are what bound the WAL; keep the default page budget but make it explicit.
+  db.pragma('wal_autocheckpoint = 1000');
+}
+
+/** Returns null when the file looks healthy, or the reason it is not. */
+function checkIntegrity(file: string): string | null {
+  let db: Database.Database | undefined;
+  try {
+    db = new Database(file, { fileMustExist: true });
+    const rows = db.pragma('quick_check') as { quick_check: string }[];
+    const problems = rows.map((r) => r.quick_check).filter((r) => r !== 'ok');
+    return problems.length === 0 ? null : problems.slice(0, 5).join('; ');
+  } catch (err) {
+    return (err as Error).message;
+  } finally {
+    db?.close();
+  }
+}
+
+function meta(db: Database.Database, key: string): string | undefined {
+  return (db.prepare('SELECT value FROM meta WHERE key = ?').get(key) as { value: string } | undefined)?.value;
+}
+
+function setMeta(db: Database.Database, key: string, value: string): void {
+  db.prepare('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value').run(key, value);
+}
+
+export function openStore(options: OpenOptions): OpenedStore {
+  const now = options.now ?? Date.now;
+  mkdirSync(options.dataDir, { recursive: true });
+  const file = join(options.dataDir, DB_FILE);
+  let corruption: CorruptionReport | undefined;
+
+  if (options.mode !== 'tool' && existsSync(file)) {
+    const reason = checkIntegrity(file);
+    if (reason !== null) {
+      const damagedFile = `${file}.corrupt-${new Date(now()).toISOString().replace(/[:.]/g, '-')}`;
+      renameSync(file, damagedFile);
+      for (const suffix of ['-wal', '-shm']) {
+        if (existsSync(file + suffix)) renameSync(file + suffix, damagedFile + suffix);
+      }
+      corruption = { reason, damagedFile, salvage: { readable: false, tables: [] } };
+    }
+  }
+
+  const db = new Database(file);
+  applyPragmas(db, options.synchronous);
+  const migrationsApplied = migrate(db);
+
+  if (corruption) {
+    corruption.salvage = salvageInto(corruption.damagedFile, db);
+    // A restored database may miss records the cloud already has: a new epoch tells it so.
+    const oldEpoch = Number(meta(db, 'epoch') ?? '0');
+    setMeta(db, 'epoch', String(oldEpoch + 1));
+    db.prepare('INSERT INTO incidents (time, kind, detail) VALUES (?, ?, ?)').run(
+      now(),
+      'store.salvaged',
+      JSON.stringify({ reason: corruption.reason, damagedFile: corruption.damagedFile, salvage: corruption.salvage }),
+    );
+  }
+  if (meta(db, 'hub_id') === undefined) setMeta(db, 'hub_id', randomUUID());
+  if (meta(db, 'epoch') === undefined) setMeta(db, 'epoch', '1');
+
+  return {
+    db,
+    file,
+    hubId: meta(db, 'hub_id') as string,
+    hubEpoch: Number(meta(db, 'epoch')),
+    migrationsApplied,
+    ...(corruption ? { corruption } : {}),
+  };
+}

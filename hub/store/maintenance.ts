@@ -1,0 +1,65 @@
+/**
+ * Periodic store housekeeping: refresh the disk budget (and its metrics) every second, prune the
+ * message journal past its retention every ten minutes. Timers are unref'd so they never hold the
+ * process open.
+ */
+import type { HubConfig } from '../config/schema.js';
+import type { Logger } from '../observability/logger.js';
+import type { HubMetrics } from '../observability/metrics.js';
+import type { Store } from './store.js';
+
+const BUDGET_INTERVAL_MS = 1_000;
+const PRUNE_INTERVAL_MS = 10 * 60_000;
+
+export class StoreMaintenance {
+  readonly name = 'store-maintenance';
+  private timers: NodeJS.Timeout[] = [];
+  private wasExceeded = false;
+
+  constructor(
+    private readonly store: () => Store,
+    private readonly config: HubConfig['database'],
+    private readonly metrics: HubMetrics,
+    private readonly log: Logger,
+  ) {}
+
+  async start(): Promise<void> {
+    const store = this.store();
+    this.metrics.storeBudgetBytes.set(this.config.maxBytes);
+    store.journal.onCommit = (count, seconds) => {
+      this.metrics.journalCommitted.inc(count);
+      this.metrics.journalBatch.observe(count);
+      this.metrics.journalCommitSeconds.observe(seconds);
+    };
+    this.checkBudget();
+    this.prune();
+    this.timers = [setInterval(() => this.checkBudget(), BUDGET_INTERVAL_MS), setInterval(() => this.prune(), PRUNE_INTERVAL_MS)];
+    for (const t of this.timers) t.unref();
+  }
+
+  async stop(): Promise<void> {
+    for (const t of this.timers) clearInterval(t);
+    this.timers = [];
+  }
+
+  checkBudget(): void {
+    const state = this.store().budget.refresh();
+    this.metrics.storeBytes.set(state.usedBytes);
+    this.metrics.storeBudgetExceeded.set(state.exceeded ? 1 : 0);
+    if (state.exceeded && !this.wasExceeded) {
+      this.log.error(
+        { code: 'HUB_ERR_STORE_DISK_BUDGET', ...state },
+        'disk budget reached: device messages are refused (not acknowledged) until space is freed',
+      );
+    } else if (!state.exceeded && this.wasExceeded) {
+      this.log.warn({ usedBytes: state.usedBytes }, 'disk budget back under its limit; ingest resumed');
+    }
+    this.wasExceeded = state.exceeded;
+  }
+
+  prune(): void {
+    const cutoff = Date.now() - this.config.ingestRetentionHours * 3_600_000;
+    const removed = this.store().journal.prune(cutoff);
+    if (removed > 0) this.log.info({ removed }, 'pruned journaled device messages past retention');
+  }
+}

@@ -1,0 +1,121 @@
+/**
+ * Copies what can still be read from a damaged database into a fresh one. SQLite reads a damaged
+ * b-tree until it meets a bad page and then fails the statement, so rowid tables are read in
+ * rowid-ordered chunks; a chunk that fails is retried smaller, and a single unreadable row is stepped
+ * over with a growing stride. Rows lost this way are counted, never guessed.
+ */
+import Database from 'better-sqlite3';
+
+export interface TableSalvage {
+  table: string;
+  recovered: number;
+  /** Read errors met while scanning (each may hide one or more rows). */
+  readErrors: number;
+}
+
+export interface SalvageReport {
+  readable: boolean;
+  error?: string;
+  tables: TableSalvage[];
+}
+
+const CHUNK = 500;
+/**
+ * When the table's largest rowid cannot be read (its last leaf is damaged), the scan has no end to stop
+ * at: give up after this many failed steps in a row (at the 4096 stride, about a million rowids past the
+ * last readable row) instead of stepping on for the full guard (ten million failing reads, minutes).
+ */
+const MAX_BLIND_MISSES = 256;
+
+function columnsOf(db: Database.Database, table: string): string[] {
+  return (db.pragma(`table_info("${table}")`) as { name: string }[]).map((c) => c.name);
+}
+
+function copyRowidTable(src: Database.Database, insert: (row: Record<string, unknown>) => void, table: string, cols: string[]): TableSalvage {
+  const result: TableSalvage = { table, recovered: 0, readErrors: 0 };
+  const list = cols.map((c) => `"${c}"`).join(', ');
+  const page = src.prepare(`SELECT rowid AS __rowid, ${list} FROM "${table}" WHERE rowid > ? ORDER BY rowid LIMIT ?`);
+  let maxRowid: number | undefined;
+  try {
+    maxRowid = (src.prepare(`SELECT max(rowid) AS m FROM "${table}"`).get() as { m: number | null }).m ?? 0;
+  } catch {
+    maxRowid = undefined;
+  }
+  let misses = 0;
+  let cursor = Number.MIN_SAFE_INTEGER;
+  let limit = CHUNK;
+  let stride = 1;
+  for (let guard = 0; guard < 10_000_000; guard++) {
+    let rows: Record<string, unknown>[];
+    try {
+      rows = page.all(cursor, limit) as Record<string, unknown>[];
+    } catch {
+      result.readErrors++;
+      if (limit > 1) {
+        limit = Math.max(1, Math.floor(limit / 4));
+        continue;
+      }
+      if (maxRowid === undefined ? ++misses > MAX_BLIND_MISSES : cursor >= maxRowid) break;
+      cursor = cursor === Number.MIN_SAFE_INTEGER ? 0 : cursor + stride;
+      stride = Math.min(stride * 2, 4096);
+      continue;
+    }
+    if (rows.length === 0) break;
+    for (const row of rows) {
+      cursor = row.__rowid as number;
+      delete row.__rowid;
+      insert(row);
+      result.recovered++;
+    }
+    limit = CHUNK;
+    stride = 1;
+    misses = 0;
+  }
+  return result;
+}
+
+function copyWithoutRowid(src: Database.Database, insert: (row: Record<string, unknown>) => void, table: string, cols: string[]): TableSalvage {
+  const result: TableSalvage = { table, recovered: 0, readErrors: 0 };
+  try {
+    for (const row of src.prepare(`SELECT ${cols.map((c) => `"${c}"`).join(', ')} FROM "${table}"`).iterate()) {
+      insert(row as Record<string, unknown>);
+      result.recovered++;
+    }
+  } catch {
+    result.readErrors++;
+  }
+  return result;
+}
+
+/** Salvages `damagedPath` into `fresh`, whose schema is already migrated to the latest version. */
+export function salvageInto(damagedPath: string, fresh: Database.Database): SalvageReport {
+  let src: Database.Database;
+  let tables: { name: string; sql: string }[];
+  try {
+    src = new Database(damagedPath, { readonly: true, fileMustExist: true });
+    tables = src.prepare(`SELECT name, sql FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'`).all() as { name: string; sql: string }[];
+  } catch (err) {
+    return { readable: false, error: (err as Error).message, tables: [] };
+  }
+  const report: SalvageReport = { readable: true, tables: [] };
+  try {
+    for (const { name, sql } of tables) {
+      const target = columnsOf(fresh, name);
+      if (target.length === 0) continue; // a table the current schema no longer has
+      let cols: string[];
+      try {
+        cols = columnsOf(src, name).filter((c) => target.includes(c));
+      } catch {
+        report.tables.push({ table: name, recovered: 0, readErrors: 1 });
+        continue;
+      }
+      const stmt = fresh.prepare(`INSERT OR IGNORE INTO "${name}" (${cols.map((c) => `"${c}"`).join(', ')}) VALUES (${cols.map((c) => `@${c}`).join(', ')})`);
+      const insert = (row: Record<string, unknown>) => stmt.run(row);
+      const copy = /WITHOUT\s+ROWID/i.test(sql) ? copyWithoutRowid : copyRowidTable;
+      report.tables.push(fresh.transaction(() => copy(src, insert, name, cols))());
+    }
+  } finally {
+    src.close();
+  }
+  return report;
+}

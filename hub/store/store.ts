@@ -1,0 +1,70 @@
+/**
+ * The store service: one SQLite connection shared by the hub's repositories, opened at start
+ * (integrity check, salvage, migrations) and closed last at stop.
+ */
+import type Database from 'better-sqlite3';
+import { ApiTokens } from './api-tokens.js';
+import { type CorruptionReport, openStore, type Synchronous } from './database.js';
+import { DeviceCredentials } from './device-credentials.js';
+import { DiskBudget } from './disk-budget.js';
+import { MessageJournal } from './message-journal.js';
+
+export interface StoreOptions {
+  dataDir: string;
+  synchronous: Synchronous;
+  maxBytes: number;
+  mode?: 'daemon' | 'tool';
+}
+
+export interface Incident {
+  id: number;
+  time: number;
+  kind: string;
+  detail: unknown;
+}
+
+export class Store {
+  readonly db: Database.Database;
+  readonly file: string;
+  readonly hubId: string;
+  readonly epoch: number;
+  readonly corruption: CorruptionReport | undefined;
+  readonly migrationsApplied: number[];
+  readonly credentials: DeviceCredentials;
+  readonly tokens: ApiTokens;
+  readonly budget: DiskBudget;
+  readonly journal: MessageJournal;
+
+  constructor(options: StoreOptions) {
+    const opened = openStore({ dataDir: options.dataDir, synchronous: options.synchronous, ...(options.mode ? { mode: options.mode } : {}) });
+    this.db = opened.db;
+    this.file = opened.file;
+    this.hubId = opened.hubId;
+    this.epoch = opened.hubEpoch;
+    this.corruption = opened.corruption;
+    this.migrationsApplied = opened.migrationsApplied;
+    this.credentials = new DeviceCredentials(this.db);
+    this.tokens = new ApiTokens(this.db);
+    this.budget = new DiskBudget(this.db, this.file, options.maxBytes);
+    this.journal = new MessageJournal(this.db, this.budget);
+  }
+
+  incidents(limit = 20): Incident[] {
+    return (
+      this.db.prepare('SELECT id, time, kind, detail FROM incidents ORDER BY id DESC LIMIT ?').all(limit) as {
+        id: number;
+        time: number;
+        kind: string;
+        detail: string;
+      }[]
+    ).map((r) => ({ ...r, detail: JSON.parse(r.detail) as unknown }));
+  }
+
+  /** Writes any queued journal messages, checkpoints the WAL and closes the file. */
+  close(): void {
+    if (!this.db.open) return;
+    this.journal.flush();
+    this.db.pragma('wal_checkpoint(TRUNCATE)');
+    this.db.close();
+  }
+}

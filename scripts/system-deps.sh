@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Installs the Debian packages the tests and benchmarks use (real peers, not stand-ins):
+#   mosquitto  - the cloud broker and the benchmark's peer broker
+#   socat      - pseudo-terminal pairs for serial devices
+# Does nothing when they are present; needs root (or sudo) and apt-get otherwise.
+set -euo pipefail
+need=()
+command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || need+=(mosquitto)
+command -v socat >/dev/null 2>&1 || need+=(socat)
+[ ${#need[@]} -eq 0 ] && exit 0
+echo "storehub: installing Debian packages: ${need[*]}" >&2
+sudo=""
+if [ "$(id -u)" -ne 0 ]; then
+  if command -v sudo >/dev/null 2>&1; then sudo="sudo"; else
+    echo "storehub: please install as root: apt-get install -y ${need[*]}" >&2; exit 1
+  fi
+fi
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+$sudo apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null

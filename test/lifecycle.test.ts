@@ -1,0 +1,185 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import mqtt from 'mqtt';
+import t from 'tap';
+import { runCli, spawnHub, waitForHealthy, writeConfig } from './helpers/hub-process.js';
+
+const require = createRequire(import.meta.url);
+const unixDgram = require('unix-dgram') as {
+  createSocket(
+    type: 'unix_dgram',
+    listener: (msg: Buffer) => void,
+  ): { bind(path: string): void; close(): void; on(e: string, f: (...a: unknown[]) => void): void };
+};
+
+t.test('start: READY=1 over NOTIFY_SOCKET, SIGTERM stops cleanly with exit 0', async (t) => {
+  const dir = t.testdir();
+  const cfg = await writeConfig(dir);
+  const messages: string[] = [];
+  // unix socket paths are limited to 108 bytes: keep it out of the long test directory
+  const sockDir = mkdtempSync(join(tmpdir(), 'sh-'));
+  t.teardown(() => rmSync(sockDir, { recursive: true, force: true }));
+  const socketPath = join(sockDir, 'notify.sock');
+  const server = unixDgram.createSocket('unix_dgram', (msg) => messages.push(msg.toString()));
+  server.bind(socketPath);
+  t.teardown(() => server.close());
+
+  const hub = spawnHub(cfg.file, { NOTIFY_SOCKET: socketPath, WATCHDOG_USEC: '400000' });
+  await waitForHealthy(cfg.apiPort);
+  const deadline = Date.now() + 10_000;
+  while (!messages.some((m) => m.includes('WATCHDOG=1')) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+  t.ok(
+    messages.some((m) => m.split('\n').includes('READY=1')),
+    'READY=1 sent',
+  );
+  t.ok(
+    messages.some((m) => m.includes('WATCHDOG=1')),
+    'watchdog pings sent',
+  );
+
+  hub.child.kill('SIGTERM');
+  const { code } = await hub.exited;
+  t.equal(code, 0, 'exit 0 after SIGTERM');
+  t.ok(
+    messages.some((m) => m.includes('STOPPING=1')),
+    'STOPPING=1 sent',
+  );
+  t.ok(
+    hub.lines.some((l) => l.includes('storehub stopped')),
+    'logged the stop',
+  );
+  for (const line of hub.lines) t.doesNotThrow(() => JSON.parse(line), 'JSON log line when not a TTY');
+});
+
+t.test('an unhandled error is logged as fatal and exits non-zero', async (t) => {
+  const dir = t.testdir();
+  const cfg = await writeConfig(dir);
+  // A preloaded module throws from a timer once the hub is up: an error nobody catches.
+  const crash = 'data:text/javascript,setTimeout(() => { throw new Error("boom from a timer") }, 1500)';
+  const hub = spawnHub(cfg.file, {}, ['--import', crash]);
+  const { code } = await hub.exited;
+  t.equal(code, 1);
+  const fatal = hub.lines.map((l) => JSON.parse(l) as { level: number; msg: string; err?: { message: string } }).find((l) => l.level === 60);
+  t.equal(fatal?.err?.message, 'boom from a timer');
+});
+
+t.test('a broker port already in use fails start with a clear error and exit 1', async (t) => {
+  const dir = t.testdir();
+  const cfg = await writeConfig(dir);
+  const blocker = (await import('node:net')).createServer();
+  await new Promise<void>((resolve) => blocker.listen(cfg.brokerPort, '127.0.0.1', () => resolve()));
+  t.teardown(() => blocker.close());
+  const hub = spawnHub(cfg.file);
+  const { code } = await hub.exited;
+  t.equal(code, 1);
+  t.ok(
+    hub.lines.some((l) => l.includes('HUB_ERR_BROKER_LISTEN')),
+    'names the error code',
+  );
+});
+
+t.test('kill -9 during ingest: every PUBACKed message is in the store after restart', async (t) => {
+  const dir = t.testdir();
+  const cfg = await writeConfig(dir);
+  const add = runCli(['device', 'add', 'shelf-9', '--kind', 'smart-shelf', '--config', cfg.file]);
+  t.equal(add.status, 0, add.stderr);
+  const secret = /secret: (\S+)/.exec(add.stdout)?.[1] ?? '';
+
+  const hub = spawnHub(cfg.file);
+  await waitForHealthy(cfg.apiPort);
+  const acked = new Set<string>();
+  const clients = await Promise.all(
+    Array.from({ length: 8 }, (_, i) =>
+      mqtt.connectAsync(`mqtt://127.0.0.1:${cfg.brokerPort}`, { clientId: `shelf-9:${i}`, username: 'shelf-9', password: secret, reconnectPeriod: 0 }),
+    ),
+  );
+  let running = true;
+  const loops = clients.map(async (c, i) => {
+    for (let n = 0; running; n++) {
+      const id = `${i}-${n}`;
+      try {
+        await c.publishAsync('devices/shelf-9/weights', id, { qos: 1 });
+        acked.add(id);
+      } catch {
+        return; // the hub is gone
+      }
+    }
+  });
+  while (acked.size < 2000) await new Promise((r) => setTimeout(r, 20));
+  hub.child.kill('SIGKILL');
+  await hub.exited;
+  running = false;
+  for (const c of clients) c.end(true);
+  await Promise.race([Promise.all(loops), new Promise((r) => setTimeout(r, 2000))]);
+
+  const db = new Database(join(cfg.dataDir, 'hub.db'), { readonly: true });
+  const stored = new Set((db.prepare('SELECT CAST(payload AS TEXT) AS p FROM device_messages').all() as { p: string }[]).map((r) => r.p));
+  db.close();
+  const missing = [...acked].filter((id) => !stored.has(id));
+  t.ok(acked.size >= 2000, `${acked.size} messages acknowledged before the kill`);
+  t.same(missing, [], 'no acknowledged message lost');
+
+  const again = spawnHub(cfg.file);
+  await waitForHealthy(cfg.apiPort);
+  t.notOk(
+    again.lines.some((l) => l.includes('HUB_ERR_STORE_CORRUPT')),
+    'restart finds the database intact',
+  );
+  again.child.kill('SIGTERM');
+  t.equal((await again.exited).code, 0);
+});
+
+t.test('CLI: device add, token create and status against a running hub', async (t) => {
+  const dir = t.testdir();
+  const cfg = await writeConfig(dir);
+  const hub = spawnHub(cfg.file);
+  t.teardown(() => {
+    hub.child.kill('SIGTERM');
+  });
+  await waitForHealthy(cfg.apiPort);
+
+  const add = runCli(['device', 'add', 'esl-ap-1', '--kind', 'esl-ap', '--topic', 'esl/{id}/#', '--config', cfg.file]);
+  t.equal(add.status, 0);
+  const secret = /secret: (\S+)/.exec(add.stdout)?.[1] ?? '';
+  const device = await mqtt.connectAsync(`mqtt://127.0.0.1:${cfg.brokerPort}`, {
+    clientId: 'esl-ap-1',
+    username: 'esl-ap-1',
+    password: secret,
+    reconnectPeriod: 0,
+  });
+  await device.publishAsync('esl/esl-ap-1/checkin', '{}', { qos: 1 });
+  await device.endAsync();
+  t.equal(runCli(['device', 'add', 'esl-ap-1', '--kind', 'esl-ap', '--config', cfg.file]).status, 1, 'duplicate refused');
+  t.match(runCli(['device', 'list', '--config', cfg.file]).stdout, /esl-ap-1\tesl-ap\tesl\/esl-ap-1\/#/);
+
+  const created = runCli(['token', 'create', '--scope', 'read', '--name', 'test', '--config', cfg.file]);
+  t.equal(created.status, 0);
+  const token = created.stdout.trim();
+  const status = runCli(['status', '--config', cfg.file, '--token', token]);
+  t.equal(status.status, 0, status.stderr);
+  t.match(status.stdout, /: ok/);
+  t.match(status.stdout, /"committed": 1/);
+  t.equal(runCli(['token', 'create', '--scope', 'root', '--config', cfg.file]).status, 2, 'bad scope is a usage error');
+
+  t.equal(runCli(['device', 'remove', 'esl-ap-1', '--config', cfg.file]).status, 0);
+  const refused = await mqtt
+    .connectAsync(`mqtt://127.0.0.1:${cfg.brokerPort}`, { clientId: 'esl-ap-1', username: 'esl-ap-1', password: secret, reconnectPeriod: 0 })
+    .then(
+      (c) => {
+        c.end(true);
+        return 0;
+      },
+      (err: { code?: number }) => err.code,
+    );
+  t.equal(refused, 4, 'a removed device can no longer connect');
+});
+
+t.test('status of a hub that is not running exits 3', async (t) => {
+  const cfg = await writeConfig(t.testdir());
+  const r = runCli(['status', '--config', cfg.file]);
+  t.equal(r.status, 3);
+  t.match(r.stderr, /not reachable/);
+});

@@ -1,0 +1,216 @@
+/**
+ * The device message journal: group commit, callbacks only after the commit is durable and visible,
+ * the disk budget refusing writes, and pruning giving the budget back.
+ */
+import { statSync } from 'node:fs';
+import Database from 'better-sqlite3';
+import t, { type Test } from 'tap';
+import { HubError } from '../hub/sdk/errors.js';
+import type { JournalMessage } from '../hub/store/message-journal.js';
+import { Store } from '../hub/store/store.js';
+
+const MiB = 1024 * 1024;
+
+function openStore(t: Test, maxBytes = 1024 * MiB): Store {
+  const store = new Store({ dataDir: t.testdir(), synchronous: 'full', maxBytes });
+  t.teardown(() => store.close());
+  return store;
+}
+
+function message(i: number, receivedAt = 1_000 + i): JournalMessage {
+  return { deviceId: `dev-${i % 7}`, topic: `devices/dev-${i % 7}/m/${i}`, payload: Buffer.from(`payload-${i}`), qos: 1, receivedAt };
+}
+
+/** Counts journaled rows through a second, independent connection to the same file. */
+function countElsewhere(file: string): number {
+  const other = new Database(file, { readonly: true, fileMustExist: true });
+  try {
+    return (other.prepare('SELECT count(*) AS c FROM device_messages').get() as { c: number }).c;
+  } finally {
+    other.close();
+  }
+}
+
+function countHere(store: Store): number {
+  return (store.db.prepare('SELECT count(*) AS c FROM device_messages').get() as { c: number }).c;
+}
+
+/** Appends and resolves with the callback's error (or undefined). */
+function append(store: Store, m: JournalMessage): Promise<Error | undefined> {
+  return new Promise((resolve) => store.journal.append(m, (err) => resolve(err)));
+}
+
+t.test('appends made in one tick are committed in one batch, visible to another connection before any callback', async (t) => {
+  const store = openStore(t);
+  const commits: number[] = [];
+  store.journal.onCommit = (count, seconds) => {
+    commits.push(count);
+    t.ok(seconds >= 0);
+  };
+  const N = 40;
+  const called: number[] = [];
+  const seenElsewhere: number[] = [];
+  const errors: unknown[] = [];
+  const all = new Promise<void>((resolve) => {
+    for (let i = 0; i < N; i++) {
+      store.journal.append(message(i), (err) => {
+        if (err) errors.push(err);
+        called.push(i);
+        seenElsewhere.push(countElsewhere(store.file));
+        if (called.length === N) resolve();
+      });
+    }
+  });
+  // Nothing has been committed or answered yet: the batch commits on the next setImmediate.
+  t.equal(store.journal.pending, N, 'all appends are queued');
+  t.equal(store.journal.stats.batches, 0, 'no batch yet');
+  t.equal(called.length, 0, 'no callback yet');
+  t.equal(countElsewhere(store.file), 0, 'nothing visible before the commit');
+
+  await all;
+  t.strictSame(errors, [], 'no errors');
+  t.strictSame(
+    called,
+    Array.from({ length: N }, (_, i) => i),
+    'callbacks in append order',
+  );
+  t.strictSame(seenElsewhere, Array(N).fill(N), 'every callback ran after all N rows were visible to another connection');
+  t.equal(store.journal.stats.batches, 1, 'one batch');
+  t.equal(store.journal.stats.committed, N);
+  t.equal(store.journal.pending, 0);
+  t.strictSame(commits, [N], 'onCommit told once with the batch size');
+
+  const rows = store.db.prepare('SELECT device_id, topic, payload, qos, received_at FROM device_messages ORDER BY id').all() as {
+    device_id: string;
+    topic: string;
+    payload: Buffer;
+    qos: number;
+    received_at: number;
+  }[];
+  t.strictSame(
+    rows.map((r) => r.topic),
+    Array.from({ length: N }, (_, i) => message(i).topic),
+    'rows stored in append order',
+  );
+  const fifth = message(5);
+  t.strictSame(rows[5], { device_id: fifth.deviceId, topic: fifth.topic, payload: fifth.payload, qos: 1, received_at: fifth.receivedAt }, 'fields round trip');
+
+  // A later tick is a second batch.
+  const more = await Promise.all([append(store, message(N)), append(store, message(N + 1))]);
+  t.strictSame(more, [undefined, undefined]);
+  t.equal(store.journal.stats.batches, 2, 'the next tick is a second batch');
+  t.strictSame(commits, [N, 2]);
+  t.equal(countElsewhere(store.file), N + 2);
+});
+
+t.test('a batch is capped: the 4096th append commits at once, the rest go in the next batch', async (t) => {
+  const store = openStore(t);
+  const CAP = 4096;
+  let answered = 0;
+  let errors = 0;
+  const done = new Promise<void>((resolve) => {
+    for (let i = 0; i <= CAP; i++) {
+      store.journal.append(message(i), (err) => {
+        if (err) errors++;
+        if (++answered === CAP + 1) resolve();
+      });
+    }
+  });
+  t.equal(store.journal.stats.batches, 1, 'the capped batch committed within the same tick');
+  t.equal(store.journal.stats.committed, CAP);
+  t.equal(store.journal.pending, 1, 'one left for the next batch');
+  t.equal(countElsewhere(store.file), CAP);
+  await done;
+  t.equal(errors, 0, 'no errors');
+  t.equal(store.journal.stats.batches, 2);
+  t.equal(countHere(store), CAP + 1);
+});
+
+t.test('a failed commit answers every caller of the batch with an error and writes nothing', async (t) => {
+  const store = openStore(t);
+  const bad = { ...message(2), payload: null as unknown as Buffer }; // payload is NOT NULL
+  const results = await Promise.all([append(store, message(0)), append(store, message(1)), append(store, bad), append(store, message(3))]);
+  for (const err of results) {
+    t.ok(err instanceof HubError, 'a HubError');
+    t.equal((err as HubError).code, 'HUB_ERR_INTERNAL');
+    t.match((err as HubError).message, /journal commit failed/);
+  }
+  t.equal(store.journal.stats.failed, 4);
+  t.equal(store.journal.stats.committed, 0);
+  t.equal(countHere(store), 0, 'the whole batch rolled back');
+  // The journal keeps working afterwards.
+  t.equal(await append(store, message(4)), undefined);
+  t.equal(countElsewhere(store.file), 1);
+});
+
+t.test('prune deletes by received_at', async (t) => {
+  const store = openStore(t);
+  const results = await Promise.all(Array.from({ length: 100 }, (_, i) => append(store, message(i, 10_000 + i))));
+  t.ok(results.every((e) => e === undefined));
+  t.equal(store.journal.prune(10_000), 0, 'nothing received before the first message');
+  t.equal(store.journal.prune(10_040), 40, 'received_at < cutoff is deleted');
+  t.equal(store.journal.prune(10_040), 0, 'idempotent');
+  const left = store.db.prepare('SELECT min(received_at) AS lo, max(received_at) AS hi, count(*) AS c FROM device_messages').get();
+  t.strictSame(left, { lo: 10_040, hi: 10_099, c: 60 });
+  t.equal(store.journal.prune(Number.MAX_SAFE_INTEGER), 60);
+  t.equal(countElsewhere(store.file), 0);
+});
+
+t.test('the disk budget refuses appends when exceeded, and pruning gives the space back', async (t) => {
+  const maxBytes = 1 * MiB;
+  const store = openStore(t, maxBytes);
+  t.notOk(store.budget.exceeded, 'a new store is under its budget');
+  t.ok(store.budget.current.usedBytes > 0 && store.budget.current.usedBytes < maxBytes / 4);
+
+  // Fill it straight through SQL (the journal would refuse once exceeded).
+  const insert = store.db.prepare('INSERT INTO device_messages (device_id, topic, payload, qos, received_at) VALUES (?, ?, ?, ?, ?)');
+  const payload = Buffer.alloc(200, 0x5a);
+  let rows = 0;
+  const fill = store.db.transaction(() => {
+    for (let k = 0; k < 200; k++, rows++) insert.run('dev', 'devices/dev/x', payload, 1, rows);
+  });
+  while (!store.budget.refresh().exceeded && rows < 50_000) fill();
+  t.ok(store.budget.exceeded, `the budget is reached (after ${rows} rows)`);
+  const full = store.budget.current;
+  t.ok(full.usedBytes >= maxBytes, `used ${full.usedBytes} >= budget`);
+  t.equal(full.maxBytes, maxBytes);
+  t.match(full.reason, /budget/);
+
+  const err = await append(store, message(1));
+  t.ok(err instanceof HubError, 'a HubError');
+  t.equal((err as HubError).code, 'HUB_ERR_STORE_DISK_BUDGET');
+  t.match((err as HubError).message, /budget/, 'the reason is passed on');
+  t.equal(store.journal.stats.rejectedBudget, 1);
+  t.equal(((await append(store, message(2))) as HubError).code, 'HUB_ERR_STORE_DISK_BUDGET');
+  t.equal(store.journal.stats.rejectedBudget, 2, 'each refusal counted');
+  t.equal(store.journal.stats.committed, 0);
+  t.equal(store.journal.pending, 0, 'refused messages are not queued');
+  t.equal(countHere(store), rows, 'nothing written');
+
+  // Pruning everything frees the pages; the file itself keeps its size.
+  t.equal(store.journal.prune(Number.MAX_SAFE_INTEGER), rows);
+  t.ok(walSize(store.file) > 0, 'the prune went through the WAL');
+  const after = store.budget.refresh();
+  t.notOk(after.exceeded, `no longer exceeded after prune (used ${after.usedBytes})`);
+  t.notOk(store.budget.exceeded);
+  t.equal(after.reason, undefined);
+  t.ok(after.usedBytes < maxBytes / 4, `used bytes count live pages: ${after.usedBytes}`);
+  const onDisk = statSync(store.file).size + walSize(store.file);
+  t.ok(onDisk > maxBytes / 2, `the files keep their high-water size (${onDisk} bytes) which is not what counts`);
+
+  t.equal(await append(store, message(3)), undefined, 'appends are accepted again');
+  t.equal(store.journal.stats.committed, 1);
+  // Under budget, refresh only measures: it does not checkpoint on every call.
+  const wal = walSize(store.file);
+  t.ok(wal > 0, 'the append is in the WAL');
+  t.notOk(store.budget.refresh().exceeded);
+  t.equal(walSize(store.file), wal, 'an under-budget refresh leaves the WAL alone');
+});
+
+function walSize(file: string): number {
+  try {
+    return statSync(`${file}-wal`).size;
+  } catch {
+    return 0;
+  }
+}
