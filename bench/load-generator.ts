@@ -3,7 +3,7 @@
  * publish() to PUBACK. Runs as a child process (fork) so its CPU is not the broker's; the parent
  * sends one `LoadPlan` and receives one `LoadResult`.
  */
-import mqtt, { type MqttClient } from 'mqtt';
+import { RawDevice } from './raw-device.js';
 
 export interface LoadPlan {
   url: string;
@@ -32,17 +32,11 @@ export interface LoadResult {
 const MAX_SAMPLES = 200_000;
 
 /** Connects like a device does: CONNACK 3 (server busy) means try again a little later. */
-async function connect(url: string, d: { id: string; secret?: string }): Promise<MqttClient> {
+async function connect(url: string, d: { id: string; secret?: string }): Promise<RawDevice> {
+  const port = Number(new URL(url).port);
   for (let attempt = 0; ; attempt++) {
     try {
-      return await mqtt.connectAsync(url, {
-        clientId: d.id,
-        username: d.secret ? d.id : undefined,
-        password: d.secret,
-        reconnectPeriod: 0,
-        connectTimeout: 60_000,
-        protocolVersion: 4,
-      });
+      return await RawDevice.open(port, d.id, d.secret ? d.id : undefined, d.secret);
     } catch (err) {
       if ((err as { code?: number }).code !== 3 || attempt > 100) throw err;
       await new Promise((r) => setTimeout(r, 100 + Math.random() * 200));
@@ -51,10 +45,9 @@ async function connect(url: string, d: { id: string; secret?: string }): Promise
 }
 
 async function run(plan: LoadPlan): Promise<LoadResult> {
-  const clients: MqttClient[] = await Promise.all(plan.devices.map((d) => connect(plan.url, d)));
-  // Nagle's algorithm would hold each small PUBLISH until the previous one is ACKed at the TCP
-  // level; device stacks built for latency disable it, and it would blur both targets alike.
-  for (const c of clients) (c.stream as { setNoDelay?: (on: boolean) => void }).setNoDelay?.(true);
+  // RawDevice sets TCP_NODELAY: Nagle's algorithm would hold each small PUBLISH until the previous
+  // one is ACKed at the TCP level, blurring both targets alike.
+  const clients: RawDevice[] = await Promise.all(plan.devices.map((d) => connect(plan.url, d)));
   // Connected: tell the parent, and start only when every generator is connected (so the measured
   // phase holds no connection work, such as the broker's password checks).
   await new Promise<void>((resolve) => {
@@ -74,7 +67,7 @@ async function run(plan: LoadPlan): Promise<LoadResult> {
 
   const publishOne = (i: number): Promise<void> => {
     const t0 = performance.now();
-    return (clients[i] as MqttClient).publishAsync(topics[i] as string, payload, { qos: 1 }).then(
+    return (clients[i] as RawDevice).publish(topics[i] as string, payload).then(
       () => {
         ackedTotal++;
         if (t0 < measureFrom) return;
@@ -134,7 +127,7 @@ async function run(plan: LoadPlan): Promise<LoadResult> {
     await Promise.all(pending);
   }
   const elapsedMs = performance.now() - measureFrom;
-  await Promise.all(clients.map((c) => c.endAsync().catch(() => undefined)));
+  for (const c of clients) c.close();
   return { acked, ackedTotal, errors, elapsedMs, latencies };
 }
 

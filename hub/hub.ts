@@ -41,13 +41,12 @@ export class Hub {
   async start(): Promise<void> {
     const startedAt = Date.now();
     const { config, log, metrics, health } = this;
-    const self = this;
     const services: Service[] = [
       {
         name: 'store',
-        async start() {
+        start: async () => {
           const store = new Store({ dataDir: config.dataDir, synchronous: config.database.synchronous, maxBytes: config.database.maxBytes });
-          self.store = store;
+          this.store = store;
           metrics.storeSalvaged.set(store.corruption ? 1 : 0);
           if (store.corruption) {
             const { reason, damagedFile, salvage } = store.corruption;
@@ -64,50 +63,50 @@ export class Hub {
           });
           metrics.serviceUp.set({ service: 'store' }, 1);
         },
-        async stop() {
+        stop: async () => {
           metrics.serviceUp.set({ service: 'store' }, 0);
-          self.store?.close();
+          this.store?.close();
         },
       },
       {
         name: 'broker',
-        async start() {
-          const store = self.store as Store;
+        start: async () => {
+          const store = this.store as Store;
           const broker = new BrokerService({ config: config.broker, store, metrics, log: log.child({ service: 'broker' }) });
-          self.broker = broker;
+          this.broker = broker;
           await broker.start();
           health.register('broker', () => ({ ok: true, detail: `${broker.clientCount} clients` }));
           metrics.serviceUp.set({ service: 'broker' }, 1);
         },
-        async stop() {
+        stop: async () => {
           metrics.serviceUp.set({ service: 'broker' }, 0);
-          await self.broker?.stop();
+          await this.broker?.stop();
         },
       },
       new StoreMaintenance(() => this.store as Store, config.database, metrics, log),
       {
         name: 'api',
-        async start() {
+        start: async () => {
           const api = new ApiService(
             {
               config,
-              store: self.store as Store,
+              store: this.store as Store,
               health,
               metrics,
               version: VERSION,
               startedAt,
-              brokerClients: () => self.broker?.clientCount ?? 0,
+              brokerClients: () => this.broker?.clientCount ?? 0,
             },
             log,
           );
-          self.api = api;
+          this.api = api;
           await api.start();
           metrics.serviceUp.set({ service: 'api' }, 1);
-          self.options.onReady?.();
+          this.options.onReady?.();
         },
-        async stop() {
+        stop: async () => {
           metrics.serviceUp.set({ service: 'api' }, 0);
-          await self.api?.stop();
+          await this.api?.stop();
         },
       },
     ];

@@ -74,9 +74,7 @@ export interface WatchdogStats {
 
 /** A parsed NOTIFY_SOCKET. `address` is what goes into sun_path ('@name' becomes '\0name'). */
 export type NotifyAddress =
-  | { kind: 'path'; address: string }
-  | { kind: 'abstract'; address: string }
-  | { kind: 'unsupported'; address: string; reason: string };
+  { kind: 'path'; address: string } | { kind: 'abstract'; address: string } | { kind: 'unsupported'; address: string; reason: string };
 
 /** sun_path is 108 bytes on Linux; unix-dgram copies at most 107 and silently truncates the rest. */
 const MAX_PATH_BYTES = 107;
