@@ -2,11 +2,13 @@
 # Installs the Debian packages the tests and benchmarks use (real peers, not stand-ins):
 #   mosquitto  - the cloud broker and the benchmark's peer broker
 #   socat      - pseudo-terminal pairs for serial devices
+#   openssl    - throwaway certificates for the TLS listener tests
 # Does nothing when they are present; needs root (or sudo) and apt-get otherwise.
 set -euo pipefail
 need=()
 command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || need+=(mosquitto)
 command -v socat >/dev/null 2>&1 || need+=(socat)
+command -v openssl >/dev/null 2>&1 || need+=(openssl)
 [ ${#need[@]} -eq 0 ] && exit 0
 echo "storehub: installing Debian packages: ${need[*]}" >&2
 sudo=""

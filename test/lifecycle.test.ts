@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import mqtt from 'mqtt';
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { runCli, spawnHub, waitForHealthy, writeConfig } from './helpers/hub-process.js';
 
 const require = createRequire(import.meta.url);
@@ -81,7 +81,7 @@ t.test('a broker port already in use fails start with a clear error and exit 1',
   );
 });
 
-t.test('kill -9 during ingest: every PUBACKed message is in the store after restart', async (t) => {
+async function ingestThenSignal(t: Test, signal: 'SIGKILL' | 'SIGTERM') {
   const dir = t.testdir();
   const cfg = await writeConfig(dir);
   const add = runCli(['device', 'add', 'shelf-9', '--kind', 'smart-shelf', '--config', cfg.file]);
@@ -109,8 +109,10 @@ t.test('kill -9 during ingest: every PUBACKed message is in the store after rest
     }
   });
   while (acked.size < 2000) await new Promise((r) => setTimeout(r, 20));
-  hub.child.kill('SIGKILL');
-  await hub.exited;
+  const signalledAt = Date.now();
+  hub.child.kill(signal);
+  const exit = await hub.exited;
+  const stopMs = Date.now() - signalledAt;
   running = false;
   for (const c of clients) c.end(true);
   await Promise.race([Promise.all(loops), new Promise((r) => setTimeout(r, 2000))]);
@@ -119,9 +121,13 @@ t.test('kill -9 during ingest: every PUBACKed message is in the store after rest
   const stored = new Set((db.prepare('SELECT CAST(payload AS TEXT) AS p FROM device_messages').all() as { p: string }[]).map((r) => r.p));
   db.close();
   const missing = [...acked].filter((id) => !stored.has(id));
-  t.ok(acked.size >= 2000, `${acked.size} messages acknowledged before the kill`);
+  t.ok(acked.size >= 2000, `${acked.size} messages acknowledged before the ${signal}`);
   t.same(missing, [], 'no acknowledged message lost');
+  return { cfg, exit, stopMs };
+}
 
+t.test('kill -9 during ingest: every PUBACKed message is in the store after restart', async (t) => {
+  const { cfg } = await ingestThenSignal(t, 'SIGKILL');
   const again = spawnHub(cfg.file);
   await waitForHealthy(cfg.apiPort);
   t.notOk(
@@ -130,6 +136,12 @@ t.test('kill -9 during ingest: every PUBACKed message is in the store after rest
   );
   again.child.kill('SIGTERM');
   t.equal((await again.exited).code, 0);
+});
+
+t.test('SIGTERM during ingest: in-flight messages are finished, exit 0 within 10 s', async (t) => {
+  const { exit, stopMs } = await ingestThenSignal(t, 'SIGTERM');
+  t.equal(exit.code, 0);
+  t.ok(stopMs < 10_000, `stopped in ${stopMs} ms`);
 });
 
 t.test('CLI: device add, token create and status against a running hub', async (t) => {

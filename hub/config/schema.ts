@@ -168,6 +168,3 @@ export const ConfigSchema = Type.Object(
 export type HubConfig = Static<typeof ConfigSchema>;
 export type DeviceConfig = HubConfig['devices'][number];
 export type BrokerLimitsConfig = HubConfig['broker']['limits'];
-
-/** Config keys whose values are secrets: redacted from logs and from the API. */
-export const SECRET_PATHS = ['cloud.password', 'broker.tls.key', 'password', 'secret', 'token'];

@@ -6,19 +6,16 @@ import { type Logger, pino } from 'pino';
 
 export type { Logger };
 
+// pino's wildcards match one level each, so the secret-bearing keys are listed at every depth the
+// hub logs them: top level, inside one object, and inside the config's devices[].options.
+const SECRET_KEYS = ['password', 'secret', 'token', 'authorization', 'key', 'privateKey'];
 const REDACT = [
-  'password',
-  'secret',
-  'token',
-  'authorization',
-  '*.password',
-  '*.secret',
-  '*.token',
-  '*.key',
-  '*.authorization',
+  ...SECRET_KEYS,
+  ...SECRET_KEYS.map((k) => `*.${k}`),
+  ...SECRET_KEYS.map((k) => `*.*.${k}`),
+  ...SECRET_KEYS.map((k) => `*.*.*.${k}`),
+  ...SECRET_KEYS.map((k) => `config.devices[*].options.${k}`),
   'req.headers.authorization',
-  'config.cloud.password',
-  'config.broker.tls.key',
 ];
 
 export interface LoggerOptions {

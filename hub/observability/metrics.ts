@@ -58,6 +58,16 @@ export function createMetrics() {
       registers: r,
     }),
     storeBytes: new Gauge({ name: 'storehub_store_used_bytes', help: 'live database pages plus WAL', registers: r }),
+    storeWalFrames: new Gauge({
+      name: 'storehub_store_wal_frames',
+      help: 'WAL frames at the last checkpoint (bounded when checkpoints keep up)',
+      registers: r,
+    }),
+    storeCheckpointFailures: new Gauge({
+      name: 'storehub_store_checkpoint_failures',
+      help: 'background WAL checkpoints that failed since start',
+      registers: r,
+    }),
     storeBudgetBytes: new Gauge({ name: 'storehub_store_budget_bytes', help: 'configured database.maxBytes', registers: r }),
     storeBudgetExceeded: new Gauge({ name: 'storehub_store_budget_exceeded', help: '1 while the disk budget is reached and ingest is refused', registers: r }),
     storeSalvaged: new Gauge({ name: 'storehub_store_salvaged', help: '1 when this start found a corrupt database and salvaged it', registers: r }),

@@ -46,8 +46,9 @@ function applyPragmas(db: Database.Database, synchronous: Synchronous): void {
   db.pragma(`synchronous = ${synchronous === 'full' ? 'FULL' : 'NORMAL'}`);
   db.pragma('foreign_keys = ON');
   db.pragma('busy_timeout = 5000');
-  // Checkpoints are what bound the WAL; keep the default page budget but make it explicit.
-  db.pragma('wal_autocheckpoint = 1000');
+  // No automatic checkpoints on this connection: they would run inside an ingest commit and stall
+  // the event loop; hub/store/checkpointer.ts runs them on a worker thread instead.
+  db.pragma('wal_autocheckpoint = 0');
 }
 
 /** Returns null when the file looks healthy, or the reason it is not. */

@@ -1,11 +1,12 @@
 /**
- * Periodic store housekeeping: refresh the disk budget (and its metrics) every second, prune the
- * message journal past its retention every ten minutes. Timers are unref'd so they never hold the
- * process open.
+ * Periodic store housekeeping: WAL checkpoints on a worker thread, the disk budget (and its
+ * metrics) every second, pruning the message journal past its retention every ten minutes.
+ * Timers are unref'd so they never hold the process open.
  */
 import type { HubConfig } from '../config/schema.js';
 import type { Logger } from '../observability/logger.js';
 import type { HubMetrics } from '../observability/metrics.js';
+import { Checkpointer } from './checkpointer.js';
 import type { Store } from './store.js';
 
 const BUDGET_INTERVAL_MS = 1_000;
@@ -15,6 +16,7 @@ export class StoreMaintenance {
   readonly name = 'store-maintenance';
   private timers: NodeJS.Timeout[] = [];
   private wasExceeded = false;
+  private checkpointer: Checkpointer | undefined;
 
   constructor(
     private readonly store: () => Store,
@@ -31,6 +33,8 @@ export class StoreMaintenance {
       this.metrics.journalBatch.observe(count);
       this.metrics.journalCommitSeconds.observe(seconds);
     };
+    this.checkpointer = new Checkpointer(store.file, this.config.synchronous);
+    this.checkpointer.start();
     this.checkBudget();
     this.prune();
     this.timers = [setInterval(() => this.checkBudget(), BUDGET_INTERVAL_MS), setInterval(() => this.prune(), PRUNE_INTERVAL_MS)];
@@ -40,11 +44,17 @@ export class StoreMaintenance {
   async stop(): Promise<void> {
     for (const t of this.timers) clearInterval(t);
     this.timers = [];
+    await this.checkpointer?.stop();
+    this.checkpointer = undefined;
   }
 
   checkBudget(): void {
     const state = this.store().budget.refresh();
     this.metrics.storeBytes.set(state.usedBytes);
+    if (this.checkpointer) {
+      this.metrics.storeWalFrames.set(this.checkpointer.stats.lastWalFrames);
+      this.metrics.storeCheckpointFailures.set(this.checkpointer.stats.failures);
+    }
     this.metrics.storeBudgetExceeded.set(state.exceeded ? 1 : 0);
     if (state.exceeded && !this.wasExceeded) {
       this.log.error(
