@@ -6,7 +6,7 @@
  *   message into SQLite (synchronous=FULL) in batched transactions. mosquitto acknowledges before
  *   anything is on disk, so its durable rate is what the subscriber commits, not what is acked;
  * - ceiling: bare better-sqlite3 batched inserts, no network at all.
- * Load generators run in two child processes, as devices would be separate machines.
+ * The load generator runs in a child process (devices are separate machines; here it gets the other core).
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -20,13 +20,16 @@ import type { LoadPlan, LoadResult } from './load-generator.js';
 import { BENCH_DIR, cpuSeconds, forkScript, freePort, percentile, request, rssBytes, sleep, waitExit } from './processes.js';
 
 export const DEVICES = 100;
-const GENERATORS = Number(process.env.BENCH_GENERATORS ?? 2);
-const PAYLOAD_BYTES = 120;
-const WARMUP_MS = 2000; // a shelf weight report or an RFID read as JSON
+// One generator process: with the hub on one core it takes the other; two would contend for it.
+const GENERATORS = Number(process.env.BENCH_GENERATORS ?? 1);
+const PAYLOAD_BYTES = 120; // a shelf weight report or an RFID read as JSON
+const WARMUP_MS = 2000;
+const IDLE_MS = 10_000;
 
 export interface IngestFigures {
   target: 'storehub' | 'mosquitto+subscriber';
   mode: 'max' | 'rate';
+  synchronous?: 'full' | 'normal';
   offeredRate?: number;
   ackedPerSecond: number;
   durablePerSecond: number;
@@ -220,6 +223,7 @@ export async function hubIngest(mode: 'max' | 'rate', rate: number, durationMs: 
     return {
       target: 'storehub',
       mode,
+      synchronous,
       ...(mode === 'rate' ? { offeredRate: rate } : {}),
       ackedPerSecond: load.acked / seconds,
       // every acknowledged message was committed before its ack
@@ -317,7 +321,8 @@ export async function startAndIdle(runs = 5): Promise<{ startToReadyMs: number[]
       const hub = await startHubUnderTest(work);
       startToReadyMs.push(hub.startToReadyMs);
       if (i === runs - 1) {
-        await sleep(3000);
+        // idle: long enough for V8's idle-time collection to return startup garbage
+        await sleep(IDLE_MS);
         idleRssBytes = rssBytes(hub.child.pid as number);
       }
       await hub.stop();
@@ -329,7 +334,7 @@ export async function startAndIdle(runs = 5): Promise<{ startToReadyMs: number[]
   const broker = await startMosquitto(work);
   const subscriber = forkScript('peer-subscriber');
   await request(subscriber, { url: broker.url, file: join(work, 'peer.db') });
-  await sleep(3000);
+  await sleep(IDLE_MS);
   const peerIdleRssBytes = rssBytes(broker.child.pid as number) + rssBytes(subscriber.pid as number);
   subscriber.send({ cmd: 'stop' });
   broker.child.kill('SIGTERM');

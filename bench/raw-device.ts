@@ -75,6 +75,11 @@ export class RawDevice {
     packet.writeUInt16BE(id, this.idOffset);
     return new Promise((resolve, reject) => {
       this.pending.set(id, { resolve, reject });
+      // packets published in one tick leave in one write, as a device's network stack would batch them
+      if (this.socket.writableCorked === 0) {
+        this.socket.cork();
+        process.nextTick(() => this.socket.uncork());
+      }
       this.socket.write(packet);
     });
   }

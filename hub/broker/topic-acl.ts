@@ -42,3 +42,24 @@ export function mayPublish(filters: readonly string[], topic: string): boolean {
 export function maySubscribe(filters: readonly string[], requested: string): boolean {
   return filters.some((f) => filterCovers(f, requested));
 }
+
+/**
+ * A publish check compiled once per session: filters of the common form `a/b/#` become prefix
+ * tests, the rest fall back to topicMatches. It runs for every message, so it avoids splitting.
+ */
+export function compilePublishAcl(filters: readonly string[]): (topic: string) => boolean {
+  const prefixes: string[] = [];
+  const general: string[] = [];
+  for (const f of filters) {
+    const body = f.endsWith('/#') ? f.slice(0, -2) : undefined;
+    if (body !== undefined && !body.includes('+') && !body.includes('#') && !body.startsWith('$')) prefixes.push(body);
+    else general.push(f);
+  }
+  return (topic) => {
+    for (const p of prefixes) {
+      // 'a/b/#' matches 'a/b' itself and everything below it [MQTT-4.7.1-2]
+      if (topic.startsWith(p) && (topic.length === p.length || topic.charCodeAt(p.length) === 47)) return true;
+    }
+    return general.length > 0 && mayPublish(general, topic);
+  };
+}

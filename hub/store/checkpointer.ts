@@ -54,6 +54,8 @@ export class Checkpointer {
     const sqlite = createRequire(import.meta.url).resolve('better-sqlite3');
     const worker = new Worker(WORKER_SOURCE, {
       eval: true,
+      // a few statements on a timer: keep the isolate small (it counts in the hub's RSS)
+      resourceLimits: { maxOldGenerationSizeMb: 8, maxYoungGenerationSizeMb: 1, codeRangeSizeMb: 2, stackSizeMb: 1 },
       workerData: { file: this.file, sqlite, synchronous: this.synchronous.toUpperCase(), intervalMs: this.intervalMs },
     });
     worker.on('message', (m: { ok: boolean; log?: number; error?: string }) => {

@@ -30,6 +30,9 @@ export interface JournalStats {
 }
 
 const MAX_BATCH = 4096;
+/** Rows per multi-row INSERT: one statement step for many rows is cheaper than one per row. */
+const ROWS_PER_INSERT = 32;
+const COLUMNS = '(device_id, topic, payload, qos, received_at)';
 
 export class MessageJournal {
   private queue: JournalMessage[] = [];
@@ -45,9 +48,26 @@ export class MessageJournal {
     private readonly db: Database.Database,
     private readonly budget: DiskBudget,
   ) {
-    this.insert = db.prepare('INSERT INTO device_messages (device_id, topic, payload, qos, received_at) VALUES (?, ?, ?, ?, ?)');
+    this.insert = db.prepare(`INSERT INTO device_messages ${COLUMNS} VALUES (?, ?, ?, ?, ?)`);
+    const insertMany = db.prepare(`INSERT INTO device_messages ${COLUMNS} VALUES ${Array(ROWS_PER_INSERT).fill('(?, ?, ?, ?, ?)').join(', ')}`);
+    const args: unknown[] = new Array(ROWS_PER_INSERT * 5);
     this.writeBatch = db.transaction((batch: JournalMessage[]) => {
-      for (const m of batch) this.insert.run(m.deviceId, m.topic, m.payload, m.qos, m.receivedAt);
+      let i = 0;
+      for (; i + ROWS_PER_INSERT <= batch.length; i += ROWS_PER_INSERT) {
+        for (let j = 0; j < ROWS_PER_INSERT; j++) {
+          const m = batch[i + j] as JournalMessage;
+          args[j * 5] = m.deviceId;
+          args[j * 5 + 1] = m.topic;
+          args[j * 5 + 2] = m.payload;
+          args[j * 5 + 3] = m.qos;
+          args[j * 5 + 4] = m.receivedAt;
+        }
+        insertMany.run(args);
+      }
+      for (; i < batch.length; i++) {
+        const m = batch[i] as JournalMessage;
+        this.insert.run(m.deviceId, m.topic, m.payload, m.qos, m.receivedAt);
+      }
     });
   }
 
