@@ -2,9 +2,14 @@
  * The composition root: builds every service from the config and runs them in dependency order
  * (store -> broker -> maintenance -> api). Nothing here does I/O until start().
  */
+import { DRIVER_FACTORIES } from '../drivers/index.js';
 import { ApiService } from './api/api-service.js';
 import { BrokerService } from './broker/broker.js';
+import type { DriverFactory } from './sdk/driver.js';
 import type { HubConfig } from './config/schema.js';
+import { DeviceService } from './devices/device-service.js';
+import { EventBus } from './devices/event-bus.js';
+import { InventoryService } from './inventory/inventory-service.js';
 import { Health } from './lifecycle/health.js';
 import { Lifecycle, type Service } from './lifecycle/lifecycle.js';
 import type { Logger } from './observability/logger.js';
@@ -19,6 +24,8 @@ export interface HubOptions {
   log: Logger;
   /** Called once the API listens (the hub is serving). */
   onReady?: () => void;
+  /** Device classes by kind; defaults to everything in drivers/. */
+  factories?: ReadonlyMap<string, DriverFactory>;
 }
 
 export class Hub {
@@ -27,6 +34,9 @@ export class Hub {
   store: Store | undefined;
   broker: BrokerService | undefined;
   api: ApiService | undefined;
+  devices: DeviceService | undefined;
+  inventory: InventoryService | undefined;
+  readonly bus: EventBus;
   private readonly lifecycle: Lifecycle;
   private readonly log: Logger;
 
@@ -36,6 +46,7 @@ export class Hub {
   ) {
     this.log = options.log;
     this.lifecycle = new Lifecycle(options.log);
+    this.bus = new EventBus((err, event, owner) => this.log.error({ err, event, owner }, 'bus listener failed'));
   }
 
   async start(): Promise<void> {
@@ -85,6 +96,34 @@ export class Hub {
       },
       new StoreMaintenance(() => this.store as Store, config.database, metrics, log),
       {
+        name: 'devices',
+        start: async () => {
+          this.devices = new DeviceService({
+            devices: config.devices,
+            factories: this.options.factories ?? DRIVER_FACTORIES,
+            store: this.store as Store,
+            broker: () => this.broker as BrokerService,
+            bus: this.bus,
+            metrics,
+            log: log.child({ service: 'devices' }),
+          });
+          await this.devices.start();
+        },
+        stop: async () => {
+          await this.devices?.stop();
+        },
+      },
+      {
+        name: 'inventory',
+        start: async () => {
+          this.inventory = new InventoryService(() => this.store as Store, this.bus, log.child({ service: 'inventory' }));
+          await this.inventory.start();
+        },
+        stop: async () => {
+          await this.inventory?.stop();
+        },
+      },
+      {
         name: 'api',
         start: async () => {
           const api = new ApiService(
@@ -96,6 +135,8 @@ export class Hub {
               version: VERSION,
               startedAt,
               brokerClients: () => this.broker?.clientCount ?? 0,
+              devices: () => this.devices && { registry: this.devices.registry, events: this.devices.events },
+              ledger: () => this.inventory?.ledger,
             },
             log,
           );

@@ -10,9 +10,11 @@ import { requireScope } from './bearer-auth.js';
 import type { ApiContext } from './context.js';
 import { installErrorHandler } from './error-handler.js';
 import { deviceCredentialRoutes } from './routes/device-credential-routes.js';
+import { deviceRoutes } from './routes/device-routes.js';
 import { healthRoutes } from './routes/health-routes.js';
 import { messageRoutes } from './routes/message-routes.js';
 import { statusRoutes } from './routes/status-routes.js';
+import { stockRoutes } from './routes/stock-routes.js';
 import { tokenRoutes } from './routes/token-routes.js';
 
 const DASHBOARD = readFileSync(new URL('./dashboard/index.html', import.meta.url), 'utf8');
@@ -45,6 +47,8 @@ export async function buildApi(ctx: ApiContext, log: Logger): Promise<FastifyIns
   messageRoutes(app, ctx, read);
   tokenRoutes(app, ctx, admin);
   deviceCredentialRoutes(app, ctx, admin);
+  deviceRoutes(app, ctx, read);
+  stockRoutes(app, ctx, read);
   app.get('/docs/json', { schema: { hide: true } }, async () => app.swagger());
   app.get('/', { schema: { hide: true } }, async (_req, reply) => reply.type('text/html; charset=utf-8').send(DASHBOARD));
   return app;

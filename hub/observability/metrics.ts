@@ -71,6 +71,25 @@ export function createMetrics() {
     storeBudgetBytes: new Gauge({ name: 'storehub_store_budget_bytes', help: 'configured database.maxBytes', registers: r }),
     storeBudgetExceeded: new Gauge({ name: 'storehub_store_budget_exceeded', help: '1 while the disk budget is reached and ingest is refused', registers: r }),
     storeSalvaged: new Gauge({ name: 'storehub_store_salvaged', help: '1 when this start found a corrupt database and salvaged it', registers: r }),
+    deviceAvailability: new Gauge({
+      name: 'storehub_device_availability',
+      help: '1 for the current availability of each device',
+      labelNames: ['device', 'availability'],
+      registers: r,
+    }),
+    deviceEvents: new Counter({ name: 'storehub_device_events_total', help: 'events emitted by drivers', labelNames: ['type'], registers: r }),
+    deviceRejected: new Counter({
+      name: 'storehub_device_rejected_total',
+      help: 'device input rejected by drivers (malformed, CRC, unknown antenna, ...)',
+      labelNames: ['device', 'reason'],
+      registers: r,
+    }),
+    deviceRestarts: new Counter({
+      name: 'storehub_device_driver_restarts_total',
+      help: 'driver restarts after a failure',
+      labelNames: ['device'],
+      registers: r,
+    }),
     apiRequests: new Counter({
       name: 'storehub_api_requests_total',
       help: 'HTTP requests by route and status class',

@@ -22,6 +22,10 @@ export interface ShelfWeightEvent {
   grams: number;
   stable: boolean;
   flags: { motion: boolean; overCapacity: boolean; dataOk: boolean };
+  /** Items on the lane, when the lane's unit weight is configured: round((grams - tare) / unit). */
+  count?: number;
+  /** The SKU the lane holds, from the lane's configuration. */
+  sku?: string;
 }
 
 /** A device-level condition the device itself reported (reader overflow, antenna lost, ...). */

@@ -65,6 +65,22 @@ export const SCHEMA_MIGRATIONS: SchemaMigration[] = [
       CREATE INDEX stock_ledger_sku_location ON stock_ledger (sku, location, id);
     `,
   },
+  {
+    version: 5,
+    name: 'product table and stock count reviews',
+    sql: `
+      CREATE TABLE products (
+        gtin14 TEXT PRIMARY KEY, sku TEXT NOT NULL, name TEXT NOT NULL DEFAULT '',
+        unit_weight_g REAL, updated_at INTEGER NOT NULL) WITHOUT ROWID;
+      CREATE INDEX products_sku ON products (sku);
+      CREATE TABLE stock_reviews (
+        id INTEGER PRIMARY KEY, uid TEXT NOT NULL UNIQUE, sku TEXT NOT NULL, location TEXT NOT NULL,
+        observed INTEGER NOT NULL, expected INTEGER NOT NULL, cutoff INTEGER NOT NULL, coverage REAL NOT NULL,
+        source TEXT, reason TEXT NOT NULL, status TEXT NOT NULL DEFAULT 'open', created_at INTEGER NOT NULL);
+      CREATE INDEX stock_reviews_open ON stock_reviews (status, id);
+      CREATE INDEX stock_ledger_event_time ON stock_ledger (sku, location, event_time);
+    `,
+  },
 ];
 
 export const LATEST_SCHEMA_VERSION = SCHEMA_MIGRATIONS[SCHEMA_MIGRATIONS.length - 1]?.version ?? 0;

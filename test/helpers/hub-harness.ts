@@ -7,6 +7,7 @@ import { Value } from '@sinclair/typebox/value';
 import { ConfigSchema, type HubConfig } from '../../hub/config/schema.js';
 import { Hub } from '../../hub/hub.js';
 import { createLogger } from '../../hub/observability/logger.js';
+import type { DriverFactory } from '../../hub/sdk/driver.js';
 
 export interface Harness {
   hub: Hub;
@@ -36,7 +37,7 @@ export function testConfig(dataDir: string, overrides: DeepPartial<HubConfig> = 
   return config;
 }
 
-export async function startHub(dataDir: string, overrides: DeepPartial<HubConfig> = {}): Promise<Harness> {
+export async function startHub(dataDir: string, overrides: DeepPartial<HubConfig> = {}, factories?: ReadonlyMap<string, DriverFactory>): Promise<Harness> {
   const config = testConfig(dataDir, overrides);
   const logs: Record<string, unknown>[] = [];
   const sink = new Writable({
@@ -46,7 +47,7 @@ export async function startHub(dataDir: string, overrides: DeepPartial<HubConfig
     },
   });
   const log = createLogger({ level: config.log.level, pretty: false, destination: sink });
-  const hub = new Hub(config, { log });
+  const hub = new Hub(config, { log, ...(factories ? { factories } : {}) });
   await hub.start();
   const tcp = hub.broker?.addresses.tcp ?? '';
   return {

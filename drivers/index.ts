@@ -1,0 +1,4 @@
+/** Every device class the hub can drive, by kind. The composition root hands this to the devices service. */
+import type { DriverFactory } from '../hub/sdk/index.js';
+
+export const DRIVER_FACTORIES: ReadonlyMap<string, DriverFactory> = new Map<string, DriverFactory>([]);
