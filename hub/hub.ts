@@ -116,7 +116,13 @@ export class Hub {
       {
         name: 'inventory',
         start: async () => {
-          this.inventory = new InventoryService(() => this.store as Store, this.bus, log.child({ service: 'inventory' }));
+          this.inventory = new InventoryService({
+            store: () => this.store as Store,
+            events: () => this.devices?.events,
+            devices: config.devices,
+            bus: this.bus,
+            log: log.child({ service: 'inventory' }),
+          });
           await this.inventory.start();
         },
         stop: async () => {

@@ -13,6 +13,7 @@ import { deviceCredentialRoutes } from './routes/device-credential-routes.js';
 import { deviceRoutes } from './routes/device-routes.js';
 import { healthRoutes } from './routes/health-routes.js';
 import { messageRoutes } from './routes/message-routes.js';
+import { productRoutes } from './routes/product-routes.js';
 import { statusRoutes } from './routes/status-routes.js';
 import { stockRoutes } from './routes/stock-routes.js';
 import { tokenRoutes } from './routes/token-routes.js';
@@ -40,6 +41,7 @@ export async function buildApi(ctx: ApiContext, log: Logger): Promise<FastifyIns
 
   const tokens = ctx.store.tokens;
   const read = requireScope(tokens, ctx.metrics, 'read');
+  const ops = requireScope(tokens, ctx.metrics, 'ops');
   const admin = requireScope(tokens, ctx.metrics, 'admin');
 
   healthRoutes(app, ctx);
@@ -49,6 +51,7 @@ export async function buildApi(ctx: ApiContext, log: Logger): Promise<FastifyIns
   deviceCredentialRoutes(app, ctx, admin);
   deviceRoutes(app, ctx, read);
   stockRoutes(app, ctx, read);
+  productRoutes(app, ctx, read, ops);
   app.get('/docs/json', { schema: { hide: true } }, async () => app.swagger());
   app.get('/', { schema: { hide: true } }, async (_req, reply) => reply.type('text/html; charset=utf-8').send(DASHBOARD));
   return app;

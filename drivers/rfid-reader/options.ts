@@ -1,0 +1,165 @@
+/**
+ * The rfid-reader device options: what the config says, checked (one line per problem) and resolved
+ * (topics with the device id, the antenna-to-zone map, defaults filled in).
+ */
+import type { DriverDevice } from '../../hub/sdk/index.js';
+import { IMPINJ_DEFAULT_STATUS, type ImpinjStatusMessages } from './impinj.js';
+import { isRecord } from './payload.js';
+
+export type ReaderVendor = 'impinj' | 'zebra';
+
+/** The device's `options` in the config, as written there. `{id}` in topics is replaced by the device id. */
+export interface RfidReaderOptions {
+  vendor: ReaderVendor;
+  topics: {
+    /** Impinj: the reader's eventTopic. Zebra: the data endpoint's topic. */
+    events: string;
+    /** Impinj: willTopic (connect/will/disconnect messages). Zebra: the connection-status topic. */
+    status?: string;
+    /** Zebra only: the management-events topic (heartbeats, errors, warnings). */
+    management?: string;
+  };
+  /** Antenna port (as a string key, JSON style) to zone name. Reads from other ports are rejected. */
+  antennas: Record<string, string>;
+  /** Raw reads per second above which the reader counts as flooding (health degraded). Default 5000. */
+  maxReadsPerSecond?: number;
+  /** How long one overflow keeps the health degraded, in ms. Default 60000. */
+  overflowHoldMs?: number;
+  /** Impinj status message texts as configured on the reader (connectMessage, willMessage, disconnectMessage). */
+  statusMessages?: Partial<ImpinjStatusMessages>;
+}
+
+export const DEFAULT_MAX_READS_PER_SECOND = 5000;
+export const DEFAULT_OVERFLOW_HOLD_MS = 60_000;
+
+export interface ResolvedOptions {
+  vendor: ReaderVendor;
+  events: string;
+  status: string | undefined;
+  management: string | undefined;
+  zones: Map<number, string>;
+  maxReadsPerSecond: number;
+  overflowHoldMs: number;
+  statusMessages: ImpinjStatusMessages;
+}
+
+/** MQTT 3.1.1 section 4.7: '#' only as the last level, '+' and '#' only as whole levels. */
+function filterProblem(filter: string): string | undefined {
+  if (filter.length === 0) return 'is empty';
+  const levels = filter.split('/');
+  for (let i = 0; i < levels.length; i++) {
+    const level = levels[i] as string;
+    if (level.includes('#') && (level !== '#' || i !== levels.length - 1)) return "uses '#' other than as the whole last level";
+    if (level.includes('+') && level !== '+') return "uses '+' other than as a whole level";
+  }
+  return undefined;
+}
+
+function topicMatches(filter: string, topic: string): boolean {
+  const f = filter.split('/');
+  const t = topic.split('/');
+  for (let i = 0; i < f.length; i++) {
+    if (f[i] === '#') return true;
+    if (i >= t.length || (f[i] !== '+' && f[i] !== t[i])) return false;
+  }
+  return f.length === t.length;
+}
+
+export function resolveOptions(device: DriverDevice): { problems: string[]; options?: ResolvedOptions } {
+  const problems: string[] = [];
+  const o = device.options;
+  const vendor = o.vendor;
+  if (vendor !== 'impinj' && vendor !== 'zebra') problems.push(`options.vendor must be 'impinj' or 'zebra' (got ${JSON.stringify(vendor)})`);
+
+  const topics = isRecord(o.topics) ? o.topics : undefined;
+  if (!topics) problems.push('options.topics must be an object with at least an events topic');
+  const topic = (key: string, required: boolean): string | undefined => {
+    const raw = topics?.[key];
+    if (raw === undefined) {
+      if (required && topics) problems.push(`options.topics.${key} is required`);
+      return undefined;
+    }
+    if (typeof raw !== 'string') {
+      problems.push(`options.topics.${key} must be a string`);
+      return undefined;
+    }
+    const value = raw.replaceAll('{id}', device.id);
+    const problem = filterProblem(value);
+    if (problem) problems.push(`options.topics.${key} ${problem}`);
+    return value;
+  };
+  const events = topic('events', true);
+  const status = topic('status', false);
+  const management = topic('management', false);
+  if (management !== undefined && vendor === 'impinj')
+    problems.push('options.topics.management is for Zebra readers only (Impinj sends everything to its event topic)');
+  for (const [key, value] of [
+    ['status', status],
+    ['management', management],
+  ] as const) {
+    if (events && value && !value.includes('+') && !value.includes('#') && topicMatches(events, value)) {
+      problems.push(`options.topics.${key} (${value}) is also matched by options.topics.events (${events}); give them separate topics`);
+    }
+  }
+
+  const zones = new Map<number, string>();
+  if (!isRecord(o.antennas) || Object.keys(o.antennas).length === 0) {
+    problems.push('options.antennas must map at least one antenna port to a zone, e.g. {"1": "backroom"}');
+  } else {
+    for (const [port, zone] of Object.entries(o.antennas)) {
+      const n = Number(port);
+      if (!/^[1-9][0-9]{0,4}$/.test(port) || n > 0xffff) problems.push(`options.antennas key ${JSON.stringify(port)} is not an antenna port (1..65535)`);
+      else if (typeof zone !== 'string' || zone.trim().length === 0) problems.push(`options.antennas.${port} must be a zone name`);
+      else zones.set(n, zone);
+    }
+  }
+
+  const positive = (key: string, fallback: number): number => {
+    const raw = o[key];
+    if (raw === undefined) return fallback;
+    if (typeof raw !== 'number' || !Number.isFinite(raw) || raw <= 0) {
+      problems.push(`options.${key} must be a positive number`);
+      return fallback;
+    }
+    return raw;
+  };
+  const maxReadsPerSecond = positive('maxReadsPerSecond', DEFAULT_MAX_READS_PER_SECOND);
+  const overflowHoldMs = positive('overflowHoldMs', DEFAULT_OVERFLOW_HOLD_MS);
+
+  const statusMessages = { ...IMPINJ_DEFAULT_STATUS };
+  if (o.statusMessages !== undefined) {
+    if (!isRecord(o.statusMessages)) problems.push('options.statusMessages must be an object');
+    else {
+      for (const key of ['connected', 'lost', 'disconnected'] as const) {
+        const text = o.statusMessages[key];
+        if (text === undefined) continue;
+        if (typeof text !== 'string') problems.push(`options.statusMessages.${key} must be a string`);
+        else statusMessages[key] = text;
+      }
+    }
+  }
+  const known = new Set(['vendor', 'topics', 'antennas', 'maxReadsPerSecond', 'overflowHoldMs', 'statusMessages']);
+  for (const key of Object.keys(o)) if (!known.has(key)) problems.push(`options.${key} is not a known option`);
+
+  if (problems.length > 0 || !events) return { problems };
+  return {
+    problems,
+    options: { vendor: vendor as ReaderVendor, events, status, management, zones, maxReadsPerSecond, overflowHoldMs, statusMessages },
+  };
+}
+
+/** Problems with a device's options, one line each; empty when valid. */
+export function validateRfidReader(device: DriverDevice): string[] {
+  return resolveOptions(device).problems;
+}
+
+/** The antenna-to-zone mapping of a valid device, for the inventory aggregator. */
+export function antennaZones(device: DriverDevice): Map<number, string> {
+  return resolveOptions(device).options?.zones ?? new Map();
+}
+
+/** The topic filters a device's broker credential must cover, with `{id}` replaced. */
+export function readerTopics(device: DriverDevice): string[] {
+  const o = resolveOptions(device).options;
+  return o ? [o.events, o.status, o.management].filter((t): t is string => t !== undefined) : [];
+}

@@ -1,0 +1,269 @@
+/**
+ * The RFID reader driver: listens to one fixed reader's MQTT topics on the hub's broker (Impinj IoT
+ * device interface or Zebra IoT Connector), turns tag reads into `rfid.read` events, reader conditions
+ * (overflow, antenna lost, connection) into `device.condition` events, and keeps the device's health:
+ * offline after the reader's will message, degraded while it floods, overflows or has lost an antenna.
+ *
+ * Bad input is counted through ctx.reject and dropped, one event at a time; nothing here throws into
+ * the broker. Reads from antennas the config does not map to a zone are counted and dropped.
+ */
+import type { CommandResult, DeviceCommand, DeviceHealth, Driver, DriverContext, MqttTransport, RejectReason, Unsubscribe } from '../../hub/sdk/index.js';
+import { type ImpinjEvent, parseImpinjPayload, parseImpinjStatus } from './impinj.js';
+import { type ResolvedOptions, resolveOptions } from './options.js';
+import type { ConnectionState, ParseResult } from './payload.js';
+import { parseZebraPayload, parseZebraStatus, type ZebraEvent } from './zebra.js';
+
+export class RfidReaderDriver implements Driver {
+  private readonly options: ResolvedOptions | undefined;
+  private readonly problems: string[];
+  private subscriptions: Unsubscribe[] = [];
+  private timer: ReturnType<typeof setInterval> | undefined;
+
+  private connection: 'unknown' | 'online' | 'offline' = 'unknown';
+  private offlineReason = '';
+  private windowStart = 0;
+  private windowReads = 0;
+  private flooding: string | undefined;
+  private overflowUntil = 0;
+  private overflowReason = '';
+  private readonly lostAntennas = new Map<number, string>();
+  private lastHealth = '';
+
+  /** Counters for the `status` command and tests. */
+  readonly counters = { messages: 0, reads: 0, rejected: 0 };
+
+  constructor(private readonly ctx: DriverContext<MqttTransport>) {
+    const { problems, options } = resolveOptions(ctx.device);
+    this.problems = problems;
+    this.options = options;
+  }
+
+  async start(signal: AbortSignal): Promise<void> {
+    if (!this.options) throw new Error(`invalid rfid-reader options: ${this.problems.join('; ')}`);
+    signal.throwIfAborted();
+    if (this.subscriptions.length > 0) return;
+    const { transport } = this.ctx;
+    const o = this.options;
+    this.windowStart = this.ctx.now();
+    this.subscriptions.push(transport.subscribe(o.events, (topic, payload) => this.guard(topic, () => this.onEvents(payload))));
+    if (o.management) this.subscriptions.push(transport.subscribe(o.management, (topic, payload) => this.guard(topic, () => this.onEvents(payload))));
+    if (o.status) this.subscriptions.push(transport.subscribe(o.status, (topic, payload) => this.guard(topic, () => this.onStatus(payload))));
+    // Clears flooding and overflow when a reader goes quiet (no read would roll the window then).
+    this.timer = setInterval(() => this.housekeeping(), 1000);
+    this.timer.unref?.();
+    this.ctx.log.info({ vendor: o.vendor, events: o.events, status: o.status, antennas: Object.fromEntries(o.zones) }, 'rfid reader driver listening');
+  }
+
+  async stop(): Promise<void> {
+    for (const unsubscribe of this.subscriptions.splice(0)) unsubscribe();
+    if (this.timer) clearInterval(this.timer);
+    this.timer = undefined;
+  }
+
+  async execute(command: DeviceCommand): Promise<CommandResult> {
+    if (command.name === 'status') {
+      return {
+        ok: true,
+        data: { ...this.counters, connection: this.connection, flooding: this.flooding !== undefined, lostAntennas: [...this.lostAntennas.keys()] },
+      };
+    }
+    // Starting and stopping inventory is the reader's REST API (Impinj) or control endpoint (Zebra): not yet driven.
+    return { ok: false, detail: `rfid-reader does not support the command ${command.name}` };
+  }
+
+  private guard(topic: string, work: () => void): void {
+    try {
+      work();
+    } catch (err) {
+      this.reject('other', `handler failed on ${topic}: ${(err as Error).message}`);
+      this.ctx.log.error({ err, topic }, 'rfid reader message handling failed');
+    }
+  }
+
+  private reject(reason: RejectReason, detail: string): void {
+    this.counters.rejected++;
+    this.ctx.reject(reason, detail);
+  }
+
+  private onEvents(payload: Buffer): void {
+    const o = this.options as ResolvedOptions;
+    this.counters.messages++;
+    this.ctx.seen();
+    const text = payload.toString('utf8');
+    if (o.vendor === 'impinj') {
+      for (const result of parseImpinjPayload(text)) this.onImpinj(result);
+    } else {
+      for (const result of parseZebraPayload(text)) this.onZebra(result);
+    }
+    this.heard();
+  }
+
+  private onImpinj(result: ParseResult<ImpinjEvent>): void {
+    if (!result.ok) {
+      this.reject(result.reason, result.detail);
+      return;
+    }
+    const e = result.value;
+    const time = e.time ?? this.ctx.now();
+    switch (e.kind) {
+      case 'tagInventory':
+        this.read(e.lastSeen ?? time, e.epc, e.antenna, e.rssi);
+        break;
+      case 'antennaDisconnected':
+        this.antennaLost(time, e.antenna);
+        break;
+      case 'antennaConnected':
+        this.antennaBack(time, e.antenna);
+        break;
+      case 'overflow':
+        this.overflow(time, {
+          eventsPurged: e.eventsPurged,
+          eventsRemaining: e.eventsRemaining,
+          firstEventTime: e.firstEventTime,
+          lastEventTime: e.lastEventTime,
+        });
+        break;
+      case 'inventoryStatus':
+        this.condition(time, 'inventory_status', { status: e.status });
+        break;
+      case 'antennaActivation':
+      case 'unhandled':
+        break;
+    }
+  }
+
+  private onZebra(result: ParseResult<ZebraEvent>): void {
+    if (!result.ok) {
+      this.reject(result.reason, result.detail);
+      return;
+    }
+    const e = result.value;
+    const time = e.time ?? this.ctx.now();
+    if (e.kind === 'tag') this.read(time, e.epc, e.antenna, e.rssi);
+    else if (e.kind === 'management') {
+      // errors and warnings are what store IT needs to see; GPI and firmware progress stay in the debug log
+      if (/error|warning/i.test(e.type)) this.condition(time, `reader_${e.type.toLowerCase()}`, { data: e.data });
+      else this.ctx.log.debug({ type: e.type }, 'zebra management event');
+    }
+  }
+
+  private read(time: number, epc: string, antenna: number, rssi: number | undefined): void {
+    const o = this.options as ResolvedOptions;
+    if (!o.zones.has(antenna)) {
+      this.reject('unknown_antenna', `antenna ${antenna} is not mapped to a zone`);
+      return;
+    }
+    this.counters.reads++;
+    this.countForFlood();
+    if (rssi === undefined) this.ctx.emit({ type: 'rfid.read', deviceId: this.ctx.device.id, time, epc, antenna });
+    else this.ctx.emit({ type: 'rfid.read', deviceId: this.ctx.device.id, time, epc, antenna, rssi });
+  }
+
+  private countForFlood(): void {
+    this.windowReads++;
+    const limit = (this.options as ResolvedOptions).maxReadsPerSecond;
+    if (this.flooding === undefined && this.windowReads > limit) {
+      this.flooding = `flooding: more than ${limit} reads/s`;
+      this.ctx.log.warn({ limit }, 'rfid reader is flooding; reads are still processed');
+      this.updateHealth();
+    }
+    const now = this.ctx.now();
+    if (now - this.windowStart >= 1000) this.rollWindow(now);
+  }
+
+  /** Closes the one-second counting window; a calm window clears flooding. */
+  private rollWindow(now: number): void {
+    const elapsed = now - this.windowStart;
+    const rate = elapsed > 0 ? (this.windowReads * 1000) / elapsed : 0;
+    this.windowStart = now;
+    this.windowReads = 0;
+    if (this.flooding !== undefined && rate <= (this.options as ResolvedOptions).maxReadsPerSecond) {
+      this.flooding = undefined;
+      this.updateHealth();
+    }
+  }
+
+  private housekeeping(): void {
+    const now = this.ctx.now();
+    if (now - this.windowStart >= 1000) this.rollWindow(now);
+    if (this.overflowUntil !== 0 && now >= this.overflowUntil) {
+      this.overflowUntil = 0;
+      this.updateHealth();
+    }
+  }
+
+  private antennaLost(time: number, antenna: number): void {
+    const zone = this.options?.zones.get(antenna);
+    this.lostAntennas.set(antenna, zone ? `antenna ${antenna} (${zone}) disconnected` : `antenna ${antenna} disconnected`);
+    this.condition(time, 'antenna_disconnected', { antenna, zone });
+    this.updateHealth();
+  }
+
+  private antennaBack(time: number, antenna: number): void {
+    if (!this.lostAntennas.delete(antenna)) return;
+    this.condition(time, 'antenna_connected', { antenna, zone: this.options?.zones.get(antenna) });
+    this.updateHealth();
+  }
+
+  private overflow(time: number, detail: Record<string, number | undefined>): void {
+    const purged = detail.eventsPurged;
+    // The reader threw events away before we saw them: count them as lost input, visible in metrics.
+    this.reject('overflow', purged === undefined ? 'reader buffer overflow' : `reader purged ${purged} events`);
+    this.condition(time, 'reader_overflow', detail);
+    this.overflowUntil = this.ctx.now() + (this.options as ResolvedOptions).overflowHoldMs;
+    this.overflowReason = purged === undefined ? 'reader buffer overflowed' : `reader buffer overflowed: ${purged} events purged`;
+    this.updateHealth();
+  }
+
+  private onStatus(payload: Buffer): void {
+    const o = this.options as ResolvedOptions;
+    this.counters.messages++;
+    const text = payload.toString('utf8');
+    const result: ParseResult<ConnectionState> = o.vendor === 'impinj' ? parseImpinjStatus(text, o.statusMessages) : parseZebraStatus(text);
+    if (!result.ok) {
+      this.reject(result.reason, `status topic: ${result.detail}`);
+      return;
+    }
+    const now = this.ctx.now();
+    if (result.value === 'connected') {
+      this.ctx.seen();
+      this.connection = 'online';
+    } else {
+      this.connection = 'offline';
+      this.offlineReason = result.value === 'lost' ? 'connection lost (reader will message)' : 'reader disconnected';
+    }
+    this.condition(now, 'reader_connection', { state: result.value });
+    this.updateHealth();
+  }
+
+  /** Anything the reader sends on its event topics shows its session is up. */
+  private heard(): void {
+    if (this.connection !== 'online') {
+      this.connection = 'online';
+      this.updateHealth();
+    }
+  }
+
+  private condition(time: number, condition: string, detail: Record<string, unknown>): void {
+    this.ctx.emit({ type: 'device.condition', deviceId: this.ctx.device.id, time, condition, detail });
+  }
+
+  private health(): DeviceHealth {
+    if (this.connection === 'offline') return { availability: 'offline', reason: this.offlineReason };
+    const reasons: string[] = [];
+    if (this.flooding) reasons.push(this.flooding);
+    if (this.overflowUntil !== 0) reasons.push(this.overflowReason);
+    reasons.push(...this.lostAntennas.values());
+    if (reasons.length > 0) return { availability: 'degraded', reason: reasons.join('; ') };
+    return { availability: 'online' };
+  }
+
+  private updateHealth(): void {
+    if (this.connection === 'unknown') return;
+    const health = this.health();
+    const key = `${health.availability}|${health.reason ?? ''}`;
+    if (key === this.lastHealth) return;
+    this.lastHealth = key;
+    this.ctx.setHealth(health);
+  }
+}

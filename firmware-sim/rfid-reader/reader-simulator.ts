@@ -1,0 +1,408 @@
+/**
+ * A simulated fixed RFID reader (Impinj R700 IoT device interface or Zebra FX IoT Connector) that
+ * connects to an MQTT broker as the real reader does — its own credentials, a last will on its status
+ * topic, a birth message after connecting — and publishes what a store's tags would make it say:
+ *
+ * - read storms over a population of SGTIN-96 tags: repeated EPCs, a home antenna per tag with cross
+ *   reads at the others, RSSI jitter, any rate (several events per publish above `batchAbove` reads/s);
+ * - a reader-side buffer: when the broker pushes back and the socket backlog passes `maxBacklogBytes`,
+ *   reads are dropped and an Impinj reader reports them in an overflowEvent, as the real one does;
+ * - faults on demand: overflow events, antennas lost and back, malformed payloads, a power cut
+ *   (`kill()`: the socket dies without DISCONNECT, so the broker publishes the will), a clean stop.
+ *
+ * It shares no code with the hub's driver (drivers/rfid-reader): formats come from wire-formats.ts.
+ */
+import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
+import { encodeSgtin96 } from './sgtin-encoder.js';
+import {
+  batch,
+  type ImpinjFormat,
+  impinjEvent,
+  impinjOverflow,
+  impinjTagEvent,
+  type MalformedKind,
+  malformed,
+  type SimRead,
+  type Vendor,
+  zebraConnection,
+  zebraHeartbeat,
+  zebraTagEvent,
+} from './wire-formats.js';
+
+export interface RfidReaderSimulatorOptions {
+  /** Broker URL, e.g. mqtt://127.0.0.1:1883. */
+  url: string;
+  username: string;
+  password: string;
+  /** Default: the username (the hub's broker wants the device id as client id). */
+  clientId?: string;
+  vendor: Vendor;
+  topics: {
+    /** Impinj eventTopic / Zebra data topic. */
+    events: string;
+    /** Impinj willTopic / Zebra connection-status topic: will, birth and goodbye messages. */
+    status?: string;
+    /** Zebra management events (heartbeats). */
+    management?: string;
+  };
+  /** Antenna ports that read tags. Default [1, 2, 3, 4]. */
+  antennas?: number[];
+  /** The tag population: how many SGTIN-96 tags to make up, or the EPCs (hex) to use. Default 200. */
+  tags?: number | string[];
+  /** GS1 company prefix of generated tags (6..12 digits). Default 0614141. */
+  companyPrefix?: string;
+  /** Raw reads per second while running. Default 500. */
+  readsPerSecond?: number;
+  /** Above this rate, several events share one MQTT message. Default 200 reads/s. */
+  batchAbove?: number;
+  /** Events per message when batching. Default 50. */
+  batchMax?: number;
+  /** Standard deviation of RSSI jitter, dB. Default 2. */
+  rssiJitterDb?: number;
+  /** Share of reads taken at an antenna other than the tag's home antenna. Default 0.2. */
+  crossReadRatio?: number;
+  /** QoS of tag data (Impinj eventQualityOfService). Default 0. */
+  qos?: 0 | 1;
+  /** Seed for the tag population, antenna choice and jitter. Default 1. */
+  seed?: number;
+  /** Scheduling granularity, ms. Default 20. */
+  tickMs?: number;
+  /** Socket backlog beyond which new reads are dropped (and reported as overflow on Impinj). Default 2 MiB. */
+  maxBacklogBytes?: number;
+  /** Zebra heartbeat period on the management topic, ms; 0 for none. Default 30 000. */
+  heartbeatMs?: number;
+  impinj?: Partial<ImpinjFormat> & {
+    connectMessage?: string;
+    willMessage?: string;
+    /** Sent before a clean stop; Impinj's default is '' (none). */
+    disconnectMessage?: string;
+  };
+  zebra?: { mac?: string; framing?: 'concatenated' | 'array' };
+  /** MQTT keepalive, s. Default 10. */
+  keepalive?: number;
+}
+
+export interface SimulatorStats {
+  reads: number;
+  messages: number;
+  /** Reads the simulated reader dropped because its outbound buffer was full. */
+  dropped: number;
+  overflowEvents: number;
+  malformed: number;
+}
+
+interface SimTag {
+  epc: string;
+  home: number;
+  /** Mean RSSI per antenna index (same order as `antennas`). */
+  base: number[];
+}
+
+/** mulberry32: small, fast, seedable. */
+function prng(seed: number): () => number {
+  let s = seed | 0;
+  return () => {
+    s = (s + 0x6d2b79f5) | 0;
+    let x = Math.imul(s ^ (s >>> 15), 1 | s);
+    x = (x + Math.imul(x ^ (x >>> 7), 61 | x)) ^ x;
+    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+export class RfidReaderSimulator {
+  readonly vendor: Vendor;
+  readonly antennas: readonly number[];
+  readonly stats: SimulatorStats = { reads: 0, messages: 0, dropped: 0, overflowEvents: 0, malformed: 0 };
+  private readonly o: RfidReaderSimulatorOptions;
+  private readonly random: () => number;
+  private readonly tags: SimTag[] = [];
+  private readonly disconnectedAntennas = new Set<number>();
+  private readonly impinj: ImpinjFormat & { connectMessage: string; willMessage: string; disconnectMessage: string };
+  private readonly mac: string;
+  private client: MqttClient | undefined;
+  private ticker: ReturnType<typeof setInterval> | undefined;
+  private heartbeat: ReturnType<typeof setInterval> | undefined;
+  private rate: number;
+  private carry = 0;
+  private lastTick = 0;
+  private eventNum = 0;
+  private droppedSinceReport = 0;
+  private firstDropAt = 0;
+  private pending = 0;
+  private idleWaiters: (() => void)[] = [];
+  private serial = 1;
+  /** Errors the MQTT client reported (connection refused, socket errors); the simulator never throws them. */
+  readonly errors: Error[] = [];
+
+  constructor(options: RfidReaderSimulatorOptions) {
+    this.o = options;
+    this.vendor = options.vendor;
+    this.antennas = options.antennas ?? [1, 2, 3, 4];
+    if (this.antennas.length === 0) throw new Error('a reader needs at least one antenna');
+    this.random = prng(options.seed ?? 1);
+    this.rate = options.readsPerSecond ?? 500;
+    this.impinj = {
+      hostname: options.impinj?.hostname ?? `impinj-${options.username}`,
+      epc: options.impinj?.epc ?? 'base64',
+      fields: options.impinj?.fields ?? 'all',
+      connectMessage: options.impinj?.connectMessage ?? 'connected',
+      willMessage: options.impinj?.willMessage ?? 'connection lost',
+      disconnectMessage: options.impinj?.disconnectMessage ?? '',
+    };
+    this.mac = options.zebra?.mac ?? '84:24:8D:F0:F4:B5';
+    const tags = options.tags ?? 200;
+    if (typeof tags === 'number') this.addTags(tags);
+    else for (const epc of tags) this.addTag(epc.toUpperCase());
+  }
+
+  /** EPCs currently in the readers' field. */
+  get population(): string[] {
+    return this.tags.map((t) => t.epc);
+  }
+
+  get connected(): boolean {
+    return this.client?.connected ?? false;
+  }
+
+  /** Connects (with the will set), publishes the birth message and starts reading. */
+  async start(): Promise<void> {
+    if (this.client) return;
+    const o = this.o;
+    const options: IClientOptions = {
+      clientId: o.clientId ?? o.username,
+      username: o.username,
+      password: o.password,
+      protocolVersion: 4,
+      reconnectPeriod: 0,
+      connectTimeout: 15_000,
+      keepalive: o.keepalive ?? 10,
+      clean: true,
+    };
+    const status = o.topics.status;
+    if (status) options.will = { topic: status, payload: Buffer.from(this.statusPayload('lost')), qos: 1, retain: false };
+    const client = await mqtt.connectAsync(o.url, options);
+    client.on('error', (err) => this.errors.push(err));
+    this.client = client;
+    if (status) await client.publishAsync(status, this.statusPayload('connected'), { qos: 1 });
+    this.lastTick = Date.now();
+    this.carry = 0;
+    this.ticker = setInterval(() => this.tick(), o.tickMs ?? 20);
+    const beat = o.heartbeatMs ?? 30_000;
+    if (this.vendor === 'zebra' && o.topics.management && beat > 0) this.heartbeat = setInterval(() => void this.sendHeartbeat(), beat);
+  }
+
+  /** A clean shutdown: the goodbye message (if configured), then MQTT DISCONNECT, so no will. */
+  async stop(): Promise<void> {
+    this.stopTimers();
+    const client = this.client;
+    if (!client) return;
+    this.client = undefined;
+    const status = this.o.topics.status;
+    if (client.connected && status && this.vendor === 'impinj' && this.impinj.disconnectMessage !== '') {
+      await client.publishAsync(status, this.impinj.disconnectMessage, { qos: 1 }).catch((err: Error) => this.errors.push(err));
+    }
+    await client.endAsync().catch((err: Error) => this.errors.push(err));
+  }
+
+  /** A power cut or cable pull: the socket dies without DISCONNECT and the broker publishes the will. */
+  kill(): void {
+    this.stopTimers();
+    const client = this.client;
+    this.client = undefined;
+    client?.end(true);
+  }
+
+  /** Sets the raw read rate (reads/s); 0 pauses reading. */
+  setRate(readsPerSecond: number): void {
+    this.carry = 0;
+    this.rate = Math.max(0, readsPerSecond);
+  }
+
+  /** Adds `count` generated SGTIN-96 tags (or the given EPCs) to the field; returns their EPCs. */
+  addTags(count: number): string[] {
+    const added: string[] = [];
+    const prefix = this.o.companyPrefix ?? '0614141';
+    const refDigits = 13 - prefix.length;
+    for (let i = 0; i < count; i++) {
+      // a small catalogue: 40 products, indicator digit 0, many serials each
+      const product = Math.floor(this.random() * 40);
+      const itemReference = `0${String(100 + product).padStart(refDigits - 1, '0')}`;
+      added.push(this.addTag(encodeSgtin96({ filter: 1, companyPrefix: prefix, itemReference, serial: this.serial++ })));
+    }
+    return added;
+  }
+
+  /** Takes tags out of the field (sold, carried out): they are no longer read. */
+  removeTags(epcs: string[]): void {
+    const gone = new Set(epcs.map((e) => e.toUpperCase()));
+    for (let i = this.tags.length - 1; i >= 0; i--) if (gone.has((this.tags[i] as SimTag).epc)) this.tags.splice(i, 1);
+  }
+
+  /** Carries a tag to another antenna's field: it now reads strongest there. */
+  moveTag(epc: string, antenna: number): void {
+    const tag = this.tags.find((t) => t.epc === epc.toUpperCase());
+    if (!tag) throw new Error(`no tag ${epc} in the field`);
+    tag.home = antenna;
+    tag.base = this.antennas.map((a) => (a === antenna ? -45 - this.random() * 8 : -64 - this.random() * 10));
+  }
+
+  /** Publishes the given reads at once (one message each), whatever the storm is doing. */
+  async readNow(reads: { epc: string; antenna: number; rssi?: number }[]): Promise<void> {
+    const now = Date.now();
+    for (const r of reads) {
+      const read: SimRead = { epc: r.epc.toUpperCase(), antenna: r.antenna, rssi: r.rssi ?? -50, time: now };
+      this.stats.reads++;
+      await this.publishAsync(this.o.topics.events, JSON.stringify(this.tagEvent(read)), this.o.qos ?? 0);
+    }
+  }
+
+  /** An Impinj overflowEvent: the reader purged events it could not deliver. */
+  async overflow(eventsPurged: number, eventsRemaining = 0): Promise<void> {
+    if (this.vendor !== 'impinj') throw new Error('Zebra readers send no overflow event (their outage queue drops the oldest silently)');
+    const now = Date.now();
+    this.stats.overflowEvents++;
+    await this.publishAsync(this.o.topics.events, JSON.stringify(impinjOverflow(this.impinj.hostname, now, eventsPurged, eventsRemaining, now - 5000)), 1);
+  }
+
+  async antennaDisconnected(port: number): Promise<void> {
+    this.disconnectedAntennas.add(port);
+    await this.antennaEvent(port, 'antennaDisconnected');
+  }
+
+  async antennaConnected(port: number): Promise<void> {
+    this.disconnectedAntennas.delete(port);
+    await this.antennaEvent(port, 'antennaConnected');
+  }
+
+  /** Publishes one broken payload to the event topic. */
+  async sendMalformed(kind: MalformedKind): Promise<void> {
+    this.stats.malformed++;
+    await this.publishAsync(this.o.topics.events, malformed(this.vendor, kind, Date.now()), 1);
+  }
+
+  async sendHeartbeat(): Promise<void> {
+    const topic = this.o.topics.management;
+    if (!topic || this.vendor !== 'zebra') return;
+    await this.publishAsync(topic, JSON.stringify(zebraHeartbeat(Date.now(), this.stats.reads, [...this.antennas], this.disconnectedAntennas)), 0);
+  }
+
+  /** Resolves once every message handed to the client so far has been sent (QoS 0) or acknowledged (QoS 1). */
+  async idle(): Promise<void> {
+    if (this.pending === 0) return;
+    await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  private addTag(epc: string): string {
+    const home = this.antennas[Math.floor(this.random() * this.antennas.length)] as number;
+    this.tags.push({ epc, home, base: this.antennas.map((a) => (a === home ? -45 - this.random() * 8 : -64 - this.random() * 10)) });
+    return epc;
+  }
+
+  private statusPayload(state: 'connected' | 'lost'): string {
+    if (this.vendor === 'impinj') return state === 'connected' ? this.impinj.connectMessage : this.impinj.willMessage;
+    return JSON.stringify(zebraConnection(Date.now(), this.mac, state === 'connected' ? 'CONNECTED' : 'DISCONNECTED'));
+  }
+
+  private async antennaEvent(port: number, type: 'antennaConnected' | 'antennaDisconnected'): Promise<void> {
+    if (this.vendor === 'zebra') {
+      await this.sendHeartbeat();
+      return;
+    }
+    await this.publishAsync(this.o.topics.events, JSON.stringify(impinjEvent(this.impinj.hostname, Date.now(), type, { antennaPort: port })), 1);
+  }
+
+  private tagEvent(read: SimRead): Record<string, unknown> {
+    return this.vendor === 'impinj' ? impinjTagEvent(read, this.impinj) : zebraTagEvent(read, this.mac, ++this.eventNum);
+  }
+
+  /** Gaussian-ish jitter (sum of three uniforms). */
+  private jitter(): number {
+    const sd = this.o.rssiJitterDb ?? 2;
+    return (this.random() + this.random() + this.random() - 1.5) * 2 * sd;
+  }
+
+  private tick(): void {
+    const client = this.client;
+    if (!client?.connected) return;
+    const now = Date.now();
+    // a stalled event loop does not turn into one giant burst: at most one second of reads per tick
+    const elapsed = Math.min(1000, now - this.lastTick);
+    this.lastTick = now;
+    const due = this.carry + (this.rate * elapsed) / 1000;
+    const n = Math.floor(due);
+    this.carry = due - n;
+    if (n === 0 || this.tags.length === 0) return;
+
+    const backlog = (client.stream as unknown as { writableLength?: number }).writableLength ?? 0;
+    if (backlog > (this.o.maxBacklogBytes ?? 2 * 1024 * 1024)) {
+      if (this.droppedSinceReport === 0) this.firstDropAt = now;
+      this.droppedSinceReport += n;
+      this.stats.dropped += n;
+      return;
+    }
+    if (this.droppedSinceReport > 0 && this.vendor === 'impinj') {
+      this.stats.overflowEvents++;
+      this.publish(this.o.topics.events, JSON.stringify(impinjOverflow(this.impinj.hostname, now, this.droppedSinceReport, 0, this.firstDropAt)), 1);
+    }
+    this.droppedSinceReport = 0;
+
+    const cross = this.o.crossReadRatio ?? 0.2;
+    const events: Record<string, unknown>[] = [];
+    for (let i = 0; i < n; i++) {
+      const tag = this.tags[Math.floor(this.random() * this.tags.length)] as SimTag;
+      let index = this.antennas.indexOf(tag.home);
+      if (this.random() < cross) index = Math.floor(this.random() * this.antennas.length);
+      const antenna = this.antennas[index] as number;
+      if (this.disconnectedAntennas.has(antenna)) continue;
+      events.push(this.tagEvent({ epc: tag.epc, antenna, rssi: (tag.base[index] as number) + this.jitter(), time: now }));
+    }
+    this.stats.reads += events.length;
+    const qos = this.o.qos ?? 0;
+    if (this.rate <= (this.o.batchAbove ?? 200)) {
+      for (const e of events) this.publish(this.o.topics.events, JSON.stringify(e), qos);
+      return;
+    }
+    const size = Math.max(1, this.o.batchMax ?? 50);
+    const framing = this.o.zebra?.framing ?? 'concatenated';
+    for (let i = 0; i < events.length; i += size) this.publish(this.o.topics.events, batch(this.vendor, events.slice(i, i + size), framing), qos);
+  }
+
+  private publish(topic: string, payload: string | Buffer, qos: 0 | 1): void {
+    const client = this.client;
+    if (!client) return;
+    this.pending++;
+    this.stats.messages++;
+    client.publish(topic, payload, { qos }, (err) => {
+      if (err) this.errors.push(err);
+      if (--this.pending === 0) for (const resolve of this.idleWaiters.splice(0)) resolve();
+    });
+  }
+
+  private publishAsync(topic: string, payload: string | Buffer, qos: 0 | 1): Promise<void> {
+    return new Promise((resolve) => {
+      const client = this.client;
+      if (!client) {
+        this.errors.push(new Error('simulator is not connected'));
+        resolve();
+        return;
+      }
+      this.stats.messages++;
+      this.pending++;
+      client.publish(topic, payload, { qos }, (err) => {
+        if (err) this.errors.push(err);
+        if (--this.pending === 0) for (const r of this.idleWaiters.splice(0)) r();
+        resolve();
+      });
+    });
+  }
+
+  private stopTimers(): void {
+    // messages still in flight will never be acknowledged now; nobody should wait for them
+    this.pending = 0;
+    for (const resolve of this.idleWaiters.splice(0)) resolve();
+    if (this.ticker) clearInterval(this.ticker);
+    if (this.heartbeat) clearInterval(this.heartbeat);
+    this.ticker = undefined;
+    this.heartbeat = undefined;
+  }
+}
