@@ -10,6 +10,7 @@ import type { HubConfig } from './config/schema.js';
 import { DeviceService } from './devices/device-service.js';
 import { EventBus } from './devices/event-bus.js';
 import { InventoryService } from './inventory/inventory-service.js';
+import { SimulationService } from './simulation/simulation-service.js';
 import { Health } from './lifecycle/health.js';
 import { Lifecycle, type Service } from './lifecycle/lifecycle.js';
 import type { Logger } from './observability/logger.js';
@@ -95,6 +96,16 @@ export class Hub {
         },
       },
       new StoreMaintenance(() => this.store as Store, config.database, metrics, log),
+      ...(config.simulation.enabled
+        ? [
+            new SimulationService({
+              devices: config.devices,
+              credentials: () => (this.store as Store).credentials,
+              brokerUrl: () => `mqtt://${(this.broker as BrokerService).addresses.tcp}`,
+              log: log.child({ service: 'simulation' }),
+            }),
+          ]
+        : []),
       {
         name: 'devices',
         start: async () => {

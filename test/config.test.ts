@@ -71,9 +71,17 @@ t.test('the demo config loads with no problems and is filled with defaults', asy
   t.equal(c.database.synchronous, 'full');
   t.equal(c.database.maxBytes, 1073741824, 'value from the file wins over the default');
   t.equal(c.database.ingestRetentionHours, 72);
-  t.same(c.devices, []);
+  t.same(
+    c.devices.map((d) => [d.id, d.kind, d.transport.type]),
+    [
+      ['reader-1', 'rfid-reader', 'mqtt'],
+      ['reader-2', 'rfid-reader', 'mqtt'],
+      ['shelf-1', 'smart-shelf', 'serial'],
+    ],
+  );
   t.same(c.cameras, []);
   t.same(c.cloud, { enabled: false });
+  t.same(c.simulation, { enabled: true }, 'the demo store simulates its devices');
 
   const fromFile = loadConfigFile(DEMO);
   t.equal(fromFile.config.dataDir, resolve(ROOT, 'data/demo-001'), 'dataDir resolved against config/');
@@ -108,6 +116,7 @@ t.test('a minimal file gets every section from defaults', async (t) => {
     devices: [],
     cameras: [],
     cloud: { enabled: false },
+    simulation: { enabled: false },
   });
   t.same(
     parseConfigText(`${MINIMAL}devices:\n  - id: sh1\n    kind: smart-shelf\n    transport: {type: serial, path: /dev/ttyUSB0}\n`).loaded?.config.devices[0],

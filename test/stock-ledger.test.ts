@@ -62,10 +62,11 @@ t.test('property: on-hand = last count + deltas after its cut-off, whatever the 
         if (o.kind === 'delta') ledger.applyDelta('S', location, o.qty, 'move', null, o.time);
         else ledger.observe({ sku: 'S', location, count: o.qty, cutoff: o.time, coverage: 1, source: 'test' });
       }
-      // the model: the count with the latest cut-off (first to arrive wins a tie), plus later deltas
+      // the model: the count with the latest cut-off (a recount at the same cut-off replaces it),
+      // plus the deltas after it
       const counts = ops.filter((o) => o.kind === 'count');
       let last: (typeof ops)[number] | undefined;
-      for (const c of counts) if (!last || c.time > last.time) last = c;
+      for (const c of counts) if (!last || c.time >= last.time) last = c;
       const expected = last
         ? last.qty + ops.filter((o) => o.kind === 'delta' && o.time > last.time).reduce((s, o) => s + o.qty, 0)
         : ops.reduce((s, o) => s + o.qty, 0);

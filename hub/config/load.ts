@@ -148,7 +148,8 @@ export function parseConfigText(text: string, source = '<config>'): { loaded?: L
   if (doc.errors.length > 0) {
     return {
       // prettyErrors is off (it would fold a code excerpt into the message), so yaml leaves linePos unset.
-      problems: doc.errors.map((e) => ({ path: '(yaml)', line: lineCounter.linePos(e.pos[0]).line, message: e.message.split('\n')[0] ?? e.code })),
+      // After the first syntax error the parser mostly reports its consequences: show the first few.
+      problems: doc.errors.slice(0, 3).map((e) => ({ path: '(yaml)', line: lineCounter.linePos(e.pos[0]).line, message: e.message.split('\n')[0] ?? e.code })),
     };
   }
   const raw = doc.toJS() as unknown;

@@ -161,6 +161,15 @@ export const ConfigSchema = Type.Object(
     devices: Type.Array(Device, { default: [] }),
     cameras: Type.Array(Camera, { default: [] }),
     cloud: Cloud,
+    simulation: Section(
+      {
+        enabled: Type.Boolean({
+          default: false,
+          description: 'start a simulator for every device whose class has one (the demo store); never on a real store',
+        }),
+      },
+      'simulated devices speaking the real protocols',
+    ),
   },
   { additionalProperties: false, $id: 'https://storehub.dev/schema/config-v1.json', title: 'storehub configuration' },
 );
