@@ -13,8 +13,13 @@ export interface PtyPair {
   close(): Promise<void>;
 }
 
-export function createPtyPair(timeoutMs = 10_000): Promise<PtyPair> {
-  const child = spawn('socat', ['-d', '-d', 'pty,raw,echo=0', 'pty,raw,echo=0'], { stdio: ['ignore', 'ignore', 'pipe'] });
+/**
+ * `linkA` makes socat also create a symlink to end A at that path (socat's `link=` option), so a
+ * process configured with a fixed port path (a running hub) finds the simulated line there.
+ */
+export function createPtyPair(timeoutMs = 10_000, linkA?: string): Promise<PtyPair> {
+  const endA = linkA ? `pty,raw,echo=0,link=${linkA}` : 'pty,raw,echo=0';
+  const child = spawn('socat', ['-d', '-d', endA, 'pty,raw,echo=0'], { stdio: ['ignore', 'ignore', 'pipe'] });
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   const close = async () => {
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');

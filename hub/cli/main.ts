@@ -8,6 +8,7 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { DEFAULT_CONFIG, VERSION } from '../package-info.js';
 import { checkConfigCommand } from './check-config-command.js';
 import { deviceCommands } from './device-commands.js';
+import { simCommand } from './sim-command.js';
 import { startCommand } from './start-command.js';
 import { statusCommand } from './status-command.js';
 import { tokenCommands } from './token-commands.js';
@@ -25,6 +26,12 @@ const program = new Command()
 const configOption = () => new Option('-c, --config <file>', 'config file').default(DEFAULT_CONFIG, 'the demo store');
 
 program.command('start').description('run the hub').addOption(configOption()).action(startCommand);
+
+program
+  .command('sim')
+  .description('simulate the devices in a config beside a running hub (readers over MQTT, shelves on ptys)')
+  .addOption(configOption())
+  .action(simCommand);
 
 program.command('check-config').description('validate a config file; exit 2 listing each problem').argument('<file>').action(checkConfigCommand);
 

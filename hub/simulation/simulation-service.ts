@@ -26,6 +26,12 @@ export interface SimulationDeps {
   /** mqtt://host:port of the hub's broker. */
   brokerUrl: () => string;
   log: Logger;
+  /**
+   * 'in-process' (the hub's own demo): a shelf's configured port is replaced by the pty.
+   * 'beside' (`storehub sim` next to a running hub): the pty is linked at the configured port
+   * path, where the hub's driver, retrying, finds it.
+   */
+  mode?: 'in-process' | 'beside';
 }
 
 export class SimulationService {
@@ -55,7 +61,7 @@ export class SimulationService {
 
   private async startOne(device: DeviceConfig): Promise<Simulator | undefined> {
     if (device.kind === 'rfid-reader' && device.transport.type === 'mqtt') return this.startReader(device);
-    if (device.kind === 'smart-shelf' && device.transport.type === 'serial') return startShelf(device);
+    if (device.kind === 'smart-shelf' && device.transport.type === 'serial') return startShelf(device, this.deps.mode ?? 'in-process');
     return undefined;
   }
 
@@ -90,15 +96,16 @@ export class SimulationService {
 }
 
 /** A Modbus RTU shelf on a pty pair; the device's transport path is pointed at the hub's end. */
-async function startShelf(device: DeviceConfig): Promise<Simulator> {
+async function startShelf(device: DeviceConfig, mode: 'in-process' | 'beside'): Promise<Simulator> {
   const { createPtyPair, ShelfSimulator } = await import('../../firmware-sim/smart-shelf/index.js');
-  const pair = await createPtyPair();
+  const configured = device.transport.type === 'serial' ? device.transport.path : undefined;
+  const pair = await createPtyPair(10_000, mode === 'beside' ? configured : undefined);
   const options = device.options as { unitId?: number; model?: string; lanes?: { lane: number; unitWeightGrams: number; tareGrams?: number }[] };
   const sim = new ShelfSimulator({ unitId: options.unitId ?? 1, ...(options.model ? { model: options.model as never } : {}) });
   await sim.start(pair.b);
   // Stock the shelf: a few items on each configured lane, so the demo starts with numbers.
   for (const lane of options.lanes ?? []) sim.place(lane.lane, lane.unitWeightGrams, 3 + (lane.lane % 5));
-  if (device.transport.type === 'serial') device.transport.path = pair.a;
+  if (mode === 'in-process' && device.transport.type === 'serial') device.transport.path = pair.a;
   return {
     deviceId: device.id,
     kind: device.kind,
