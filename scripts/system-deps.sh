@@ -3,12 +3,14 @@
 #   mosquitto  - the cloud broker and the benchmark's peer broker
 #   socat      - pseudo-terminal pairs for serial devices
 #   openssl    - throwaway certificates for the TLS listener tests
+#   libusb-1.0-0 - loaded by node-hid's Linux binding (USB HID devices)
 # Does nothing when they are present; needs root (or sudo) and apt-get otherwise.
 set -euo pipefail
 need=()
 command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || need+=(mosquitto)
 command -v socat >/dev/null 2>&1 || need+=(socat)
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
+ldconfig -p 2>/dev/null | grep -q 'libusb-1.0.so.0' || need+=(libusb-1.0-0)
 [ ${#need[@]} -eq 0 ] && exit 0
 echo "storehub: installing Debian packages: ${need[*]}" >&2
 sudo=""

@@ -17,6 +17,7 @@ import { DeviceEventLog } from './event-log.js';
 import { DeviceRegistry } from './registry.js';
 import { DriverSupervisor } from './supervisor.js';
 import { BrokerTransport } from './transports/broker-transport.js';
+import { HidLine } from './transports/hid-line.js';
 import { SerialLine } from './transports/serial-line.js';
 
 const SEEN_FLUSH_MS = 5_000;
@@ -141,7 +142,7 @@ export class DeviceService {
       case 'serial':
         return new SerialLine(d.transport);
       case 'hid':
-        throw new HubError('HUB_ERR_DEVICE_UNKNOWN', 'the HID transport is not available in this build');
+        return new HidLine(d.transport);
     }
   }
 }
