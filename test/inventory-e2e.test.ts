@@ -4,7 +4,7 @@
  * into item events, and the SKUs (from the product table) appear in the stock API per zone.
  */
 import t from 'tap';
-import { RfidReaderSimulator } from '../firmware-sim/rfid-reader/index.js';
+import { RfidReaderSimulator, type RfidReaderSimulatorOptions } from '../firmware-sim/rfid-reader/index.js';
 import { encodeSgtin96 } from '../firmware-sim/rfid-reader/sgtin-encoder.js';
 import { decodeSgtin96, isSgtin96 } from '../hub/inventory/sgtin96.js';
 import { startHub } from './helpers/hub-harness.js';
@@ -20,7 +20,8 @@ async function until<T>(probe: () => Promise<T | undefined>, what: string, ms = 
 }
 
 t.test('RFID reads become item events and stock per SKU and zone', async (t) => {
-  const h = await startHub(t.testdir(), {
+  const dir = t.testdir();
+  const overrides = {
     log: { level: 'warn' },
     devices: [
       {
@@ -30,8 +31,8 @@ t.test('RFID reads become item events and stock per SKU and zone', async (t) => 
         options: { vendor: 'impinj', topics: { events: 'impinj/{id}/events', status: 'impinj/{id}/status' }, antennas: { '1': 'salesfloor', '2': 'backroom' } },
       },
     ],
-  } as never);
-  t.teardown(() => h.stop());
+  };
+  const h = await startHub(dir, overrides as never);
   const secret = await h.hub.store!.credentials.add('reader-1', 'rfid-reader', ['impinj/{id}/#']);
   const admin = h.hub.store!.tokens.create('admin').token;
   const api = (path: string, init: RequestInit = {}) =>
@@ -45,7 +46,7 @@ t.test('RFID reads become item events and stock per SKU and zone', async (t) => 
   const gtins = epcs.map((e) => decodeSgtin96(e)).map((d) => (isSgtin96(d) ? d.gtin14 : ''));
   await api('/api/v1/products', { method: 'PUT', body: JSON.stringify([{ gtin14: gtins[0], sku: 'JEANS-32', name: 'Jeans 32' }]) });
 
-  const sim = new RfidReaderSimulator({
+  const simOptions: RfidReaderSimulatorOptions = {
     url: h.mqttUrl,
     username: 'reader-1',
     password: secret,
@@ -55,9 +56,9 @@ t.test('RFID reads become item events and stock per SKU and zone', async (t) => 
     tags: epcs,
     readsPerSecond: 200,
     crossReadRatio: 0,
-  });
+  };
+  const sim = new RfidReaderSimulator(simOptions);
   await sim.start();
-  t.teardown(() => sim.stop());
 
   const stock = await until(async () => {
     const rows = (await api('/api/v1/stock')) as { sku: string; location: string; onHand: number }[];
@@ -86,4 +87,25 @@ t.test('RFID reads become item events and stock per SKU and zone', async (t) => 
   );
   const device = (await api('/api/v1/devices/reader-1')) as { availability: string; lastSeen: number | null };
   t.equal(device.availability, 'online');
+
+  // A restart of the hub must not count the tags still in view a second time.
+  await sim.stop();
+  await h.stop();
+  const again = await startHub(dir, overrides as never);
+  t.teardown(() => again.stop());
+  const sim2 = new RfidReaderSimulator({ ...simOptions, url: again.mqttUrl });
+  await sim2.start();
+  t.teardown(() => sim2.stop());
+  const api2 = (path: string) => fetch(`${again.apiUrl}${path}`, { headers: { authorization: `Bearer ${admin}` } }).then((r) => r.json());
+  await until(async () => {
+    const d = (await api2('/api/v1/devices/reader-1')) as { lastSeen: number | null };
+    return d.lastSeen !== null && d.lastSeen > Date.now() - 2000 ? d : undefined;
+  }, 'reads after the restart');
+  await new Promise((r) => setTimeout(r, 1500));
+  const after = (await api2('/api/v1/stock')) as { onHand: number }[];
+  t.equal(
+    after.reduce((s, r) => s + r.onHand, 0),
+    5,
+    'still five items after the restart',
+  );
 });

@@ -75,7 +75,12 @@ export class BrokerService {
       heartbeatInterval: 60_000,
       maxClientsIdLength: 128,
       preConnect: (client, _packet, done) => this.preConnect(client, done),
-      authenticate: (client, username, password, done) => void this.authenticate(client, username, password, done),
+      authenticate: (client, username, password, done) =>
+        void this.authenticate(client, username, password, done).catch((err: Error) => {
+          // a database or scrypt failure is the hub's problem: tell the device to come back later
+          log.error({ err, clientId: client.id }, 'authentication failed unexpectedly');
+          done(connackError(CONNACK.serverUnavailable, 'server unavailable'), false);
+        }),
       authorizePublish: (client, packet, done) => this.authorizePublish(client, packet, done),
       authorizeSubscribe: (client, sub, done) => this.authorizeSubscribe(client, sub, done),
       authorizeForward: (_client, packet) => {
@@ -94,12 +99,19 @@ export class BrokerService {
       log.debug({ err: err.message }, 'mqtt connection error');
     });
     this.aedes = aedes;
-    const opened = await openListeners(aedes, config, {
-      onOversize: (reason) => {
-        metrics.brokerOversize.inc();
-        log.warn({ reason }, 'mqtt packet over the size limit; connection closed');
-      },
-    });
+    let opened: Awaited<ReturnType<typeof openListeners>>;
+    try {
+      opened = await openListeners(aedes, config, {
+        onOversize: (reason) => {
+          metrics.brokerOversize.inc();
+          log.warn({ reason }, 'mqtt packet over the size limit; connection closed');
+        },
+      });
+    } catch (err) {
+      this.aedes = undefined;
+      await new Promise<void>((resolve) => aedes.close(() => resolve()));
+      throw err;
+    }
     this.servers = opened.servers;
     this.addresses = opened.addresses;
     log.info({ ...this.addresses }, 'broker listening');

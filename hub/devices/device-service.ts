@@ -65,7 +65,7 @@ export class DeviceService {
         context: { problems },
       });
     const registry = new DeviceRegistry(store.db);
-    const events = new DeviceEventLog(store.db);
+    const events = new DeviceEventLog(store.db, (err) => log.error({ err }, 'device events not written yet; will retry'));
     this.registry = registry;
     this.events = events;
     const setHealth = (deviceId: string, health: DeviceHealth) => {
@@ -117,7 +117,11 @@ export class DeviceService {
       supervisor.start();
     }
     this.timer = setInterval(() => {
-      registry.flushSeen();
+      try {
+        registry.flushSeen();
+      } catch (err) {
+        log.warn({ err }, 'last-seen times not written; will retry');
+      }
       events.flush();
     }, SEEN_FLUSH_MS);
     this.timer.unref();

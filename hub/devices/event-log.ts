@@ -30,7 +30,12 @@ export class DeviceEventLog {
   private readonly insert;
   private readonly page;
 
-  constructor(private readonly db: Database.Database) {
+  failures = 0;
+
+  constructor(
+    private readonly db: Database.Database,
+    private readonly onError: (err: unknown) => void = () => {},
+  ) {
     this.insert = db.prepare('INSERT INTO events (uid, device_id, kind, time, body) VALUES (?, ?, ?, ?, ?)');
     this.page = db.prepare(
       `SELECT id, uid, device_id, kind, time, body FROM events
@@ -50,14 +55,21 @@ export class DeviceEventLog {
     return uid;
   }
 
+  /** Writes what is queued; on failure (disk full, database busy) keeps it for the next flush. */
   flush(): void {
     this.scheduled = false;
     if (this.queue.length === 0) return;
     const batch = this.queue;
     this.queue = [];
-    this.db.transaction(() => {
-      for (const e of batch) this.insert.run(e.uid, e.deviceId, e.kind, e.time, e.body);
-    })();
+    try {
+      this.db.transaction(() => {
+        for (const e of batch) this.insert.run(e.uid, e.deviceId, e.kind, e.time, e.body);
+      })();
+    } catch (err) {
+      this.queue = batch.concat(this.queue);
+      this.failures++;
+      this.onError(err);
+    }
   }
 
   /** `kind` matches exactly, or as a prefix when it ends with '.' (e.g. 'item.'). */

@@ -33,6 +33,8 @@ export interface SupervisorOptions {
 export class DriverSupervisor {
   private running = false;
   private driver: Driver | undefined;
+  /** The driver being started (or running): what teardown must stop. */
+  private starting: Driver | undefined;
   private transport: Transport | undefined;
   private abort: AbortController | undefined;
   private loop: Promise<void> | undefined;
@@ -52,7 +54,8 @@ export class DriverSupervisor {
   start(): void {
     if (this.running) return;
     this.running = true;
-    this.loop = this.run();
+    // run() guards its own steps; this catch is the last line that keeps a fault inside the device
+    this.loop = this.run().catch((err) => this.options.log.error({ deviceId: this.deviceId, err }, 'supervisor loop failed'));
   }
 
   async stop(): Promise<void> {
@@ -90,9 +93,14 @@ export class DriverSupervisor {
       this.restarts++;
       this.backoff.ranFor(now() - startedAt);
       const delay = this.backoff.next();
-      hooks.setHealth(device.id, { availability: 'offline', reason: `driver failed: ${failure.message}; retrying in ${Math.round(delay / 1000)} s` });
-      hooks.restarted(device.id, failure);
-      log.warn({ deviceId: device.id, err: failure.message, delayMs: delay, restarts: this.restarts }, 'driver failed; restarting');
+      try {
+        hooks.setHealth(device.id, { availability: 'offline', reason: `driver failed: ${failure.message}; retrying in ${Math.round(delay / 1000)} s` });
+        hooks.restarted(device.id, failure);
+        log.warn({ deviceId: device.id, err: failure.message, delayMs: delay, restarts: this.restarts }, 'driver failed; restarting');
+      } catch (err) {
+        // e.g. the disk is full: the registry cannot record it, but the device must still be retried
+        log.error({ deviceId: device.id, err }, 'could not record the driver failure');
+      }
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, delay);
         timer.unref();
@@ -110,9 +118,13 @@ export class DriverSupervisor {
     const { factory, device, hooks, log } = this.options;
     const abort = new AbortController();
     this.abort = abort;
+    // This run's own resolver: a driver left over from an earlier run that calls ctx.fail late must
+    // not end this one.
+    let end!: (error: Error) => void;
     const ended = new Promise<Error>((resolve) => {
-      this.failure = resolve;
+      end = resolve;
     });
+    this.failure = end;
     const transport = this.options.makeTransport();
     this.transport = transport;
     const guard =
@@ -135,20 +147,25 @@ export class DriverSupervisor {
       setHealth: guard((health: DeviceHealth) => hooks.setHealth(device.id, health)),
       setInfo: guard((info) => hooks.setInfo(device.id, info)),
       reject: guard((reason: RejectReason, detail?: string) => hooks.reject(device.id, reason, detail)),
-      fail: (error: Error) => this.failure?.(error),
+      fail: (error: Error) => {
+        if (!abort.signal.aborted) end(error);
+      },
     };
     const driver = factory.create(ctx);
-    this.driver = driver;
+    this.starting = driver;
     await driver.start(abort.signal);
+    // commands reach a driver only once it has started
+    this.driver = driver;
     if (!this.running) return undefined;
     return ended;
   }
 
   private async teardown(): Promise<void> {
     this.abort?.abort();
-    const driver = this.driver;
+    const driver = this.starting;
     const transport = this.transport;
     this.driver = undefined;
+    this.starting = undefined;
     this.transport = undefined;
     this.failure = undefined;
     try {

@@ -17,6 +17,8 @@ import { StockLedger } from './stock-ledger.js';
 
 /** How often tags not read for the departure timeout are swept (EdgeX checks every 30 s). */
 const SWEEP_MS = 30_000;
+/** The aggregator's departure timeout (EdgeX default), also applied to tags restored at start. */
+const DEPARTED_AFTER_MS = 600_000;
 
 export interface InventoryDeps {
   store: () => Store;
@@ -38,6 +40,12 @@ export class InventoryService {
   private pending: Movement[] = [];
   private timer: NodeJS.Timeout | undefined;
   private skuOfGtin: ((gtin: string) => string | undefined) | undefined;
+  /**
+   * Where each tag was before this start, from the item events already logged. The aggregator
+   * starts empty, so its first sighting of a tag that was already here is not a new arrival.
+   */
+  private readonly restored = new Map<string, string>();
+  private startedAt = 0;
 
   constructor(private readonly deps: InventoryDeps) {}
 
@@ -52,7 +60,16 @@ export class InventoryService {
       const antennas = d.options.antennas;
       if (d.kind === 'rfid-reader' && typeof antennas === 'object' && antennas !== null) zones.set(d.id, antennas as Record<string, unknown>);
     }
+    this.startedAt = Date.now();
+    const last = db
+      .prepare(
+        `SELECT json_extract(body, '$.epc') AS epc, kind, json_extract(body, '$.zone') AS zone, max(id) AS id FROM events
+         WHERE kind IN ('item.arrived', 'item.moved', 'item.departed') GROUP BY json_extract(body, '$.epc')`,
+      )
+      .all() as { epc: string; kind: string; zone: string }[];
+    for (const r of last) if (r.kind !== 'item.departed') this.restored.set(r.epc, r.zone);
     const aggregator = new RfidAggregator({
+      departedAfterMs: DEPARTED_AFTER_MS,
       zoneOf: (deviceId, antenna) => {
         const zone = zones.get(deviceId)?.[String(antenna)];
         return typeof zone === 'string' ? zone : `${deviceId}:${antenna}`;
@@ -67,7 +84,13 @@ export class InventoryService {
       }
     });
     this.timer = setInterval(() => {
-      for (const item of aggregator.sweep(Date.now())) this.onItem(item, undefined);
+      const now = Date.now();
+      for (const item of aggregator.sweep(now)) this.onItem(item, undefined);
+      // tags that were here before the restart and have not been read since have left
+      if (now - this.startedAt >= DEPARTED_AFTER_MS) {
+        for (const [epc, zone] of this.restored) this.onItem({ type: 'item.departed', epc, zone, time: now, lastSeen: this.startedAt }, undefined);
+        this.restored.clear();
+      }
     }, SWEEP_MS);
     this.timer.unref();
   }
@@ -87,7 +110,16 @@ export class InventoryService {
     if (result.outcome === 'review') this.deps.log.warn({ location, sku: event.sku, ...result }, 'shelf count held for review');
   }
 
-  private onItem(item: ItemEvent, deviceId: string | undefined): void {
+  private onItem(event: ItemEvent, deviceId: string | undefined): void {
+    let item = event;
+    const before = this.restored.get(item.epc);
+    if (before !== undefined) {
+      this.restored.delete(item.epc);
+      if (item.type === 'item.arrived') {
+        if (before === item.zone) return; // counted here before the restart
+        item = { type: 'item.moved', epc: item.epc, zone: item.zone, fromZone: before, time: item.time, ...(item.sgtin ? { sgtin: item.sgtin } : {}) };
+      }
+    }
     const gtin14 = item.sgtin?.gtin14;
     const sku = gtin14 ? (this.skuOfGtin?.(gtin14) ?? `gtin:${gtin14}`) : undefined;
     const fromZone = item.type === 'item.moved' ? item.fromZone : undefined;
@@ -123,8 +155,15 @@ export class InventoryService {
     if (!ledger || this.pending.length === 0) return;
     const batch = this.pending;
     this.pending = [];
-    this.deps.store().db.transaction(() => {
-      for (const [sku, location, delta, reason, source, time] of batch) ledger.applyDelta(sku, location, delta, reason, source, time);
-    })();
+    try {
+      this.deps.store().db.transaction(() => {
+        for (const [sku, location, delta, reason, source, time] of batch) ledger.applyDelta(sku, location, delta, reason, source, time);
+      })();
+    } catch (err) {
+      // keep the movements (in order) for the next flush; stock must not silently lose them
+      this.pending = batch.concat(this.pending);
+      this.deps.log.error({ err, pending: this.pending.length }, 'stock movements not written yet; will retry');
+      setTimeout(() => this.flush(), 1000).unref();
+    }
   }
 }

@@ -90,7 +90,12 @@ export class SimulationService {
       tags: 120,
       readsPerSecond: 150,
     });
-    await sim.start();
+    try {
+      await sim.start();
+    } catch (err) {
+      await sim.stop().catch(() => undefined);
+      throw err;
+    }
     return { deviceId: device.id, kind: device.kind, stop: () => sim.stop() };
   }
 }
@@ -102,7 +107,12 @@ async function startShelf(device: DeviceConfig, mode: 'in-process' | 'beside'): 
   const pair = await createPtyPair(10_000, mode === 'beside' ? configured : undefined);
   const options = device.options as { unitId?: number; model?: string; lanes?: { lane: number; unitWeightGrams: number; tareGrams?: number }[] };
   const sim = new ShelfSimulator({ unitId: options.unitId ?? 1, ...(options.model ? { model: options.model as never } : {}) });
-  await sim.start(pair.b);
+  try {
+    await sim.start(pair.b);
+  } catch (err) {
+    await pair.close();
+    throw err;
+  }
   // Stock the shelf: a few items on each configured lane, so the demo starts with numbers.
   for (const lane of options.lanes ?? []) sim.place(lane.lane, lane.unitWeightGrams, 3 + (lane.lane % 5));
   if (mode === 'in-process' && device.transport.type === 'serial') device.transport.path = pair.a;
