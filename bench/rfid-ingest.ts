@@ -59,6 +59,9 @@ export interface RfidFigures {
   /** prom-client's event-loop delay p99 over the measured phase (includes its 10 ms sampling interval). */
   eventLoopP99Ms: number;
   eventLoopMaxMs: number;
+  /** p50 and p99 of read-to-event latency (bucket upper bounds) over the measured phase. */
+  readToEventP50Ms: number;
+  readToEventP99Ms: number;
   /** The same gauge over 2 s of idle before the load, for reference. */
   idleEventLoopP99Ms: number;
   sentTotal: number;
@@ -191,6 +194,8 @@ interface Scrape {
   rejected: number;
   lagP99: number;
   lagMax: number;
+  /** Cumulative read-to-event histogram: upper bound (s) -> count. */
+  latency: Map<number, number>;
 }
 
 async function scrape(apiPort: number): Promise<Scrape> {
@@ -199,13 +204,28 @@ async function scrape(apiPort: number): Promise<Scrape> {
   let rejected = 0;
   let lagP99 = Number.NaN;
   let lagMax = Number.NaN;
+  const latency = new Map<number, number>();
   for (const line of text.split('\n')) {
+    const bucket = /^storehub_rfid_read_to_event_seconds_bucket\{le="([^"]+)"\} (\d+)/.exec(line);
+    if (bucket) latency.set(bucket[1] === '+Inf' ? Number.POSITIVE_INFINITY : Number(bucket[1]), Number(bucket[2]));
     if (line.startsWith('storehub_device_events_total{type="rfid.read"}')) reads = Number(line.split(' ').at(-1));
     else if (line.startsWith('storehub_device_rejected_total{')) rejected += Number(line.split(' ').at(-1));
     else if (line.startsWith('storehub_nodejs_eventloop_lag_p99_seconds')) lagP99 = Number(line.split(' ').at(-1));
     else if (line.startsWith('storehub_nodejs_eventloop_lag_max_seconds')) lagMax = Number(line.split(' ').at(-1));
   }
-  return { reads, rejected, lagP99, lagMax };
+  return { reads, rejected, lagP99, lagMax, latency };
+}
+
+/** The bucket bound (ms) under which p% of the reads observed between two scrapes fell. */
+function latencyPercentileMs(before: Scrape, after: Scrape, p: number): number {
+  const bounds = [...after.latency.keys()].sort((a, b) => a - b);
+  const total = (after.latency.get(Number.POSITIVE_INFINITY) ?? 0) - (before.latency.get(Number.POSITIVE_INFINITY) ?? 0);
+  if (total <= 0) return Number.NaN;
+  for (const le of bounds) {
+    const n = (after.latency.get(le) ?? 0) - (before.latency.get(le) ?? 0);
+    if (n >= (p / 100) * total) return le * 1000;
+  }
+  return Number.POSITIVE_INFINITY;
 }
 
 function nextMark(child: ChildProcess, phase: GeneratorMark['phase']): Promise<GeneratorMark> {
@@ -269,6 +289,8 @@ export async function rfidIngest(readsPerSecond: number, durationMs: number, opt
       hubCpuCores: (cpu1 - cpu0) / seconds,
       eventLoopP99Ms: m1.lagP99 * 1000,
       eventLoopMaxMs: m1.lagMax * 1000,
+      readToEventP50Ms: latencyPercentileMs(m0, m1, 50),
+      readToEventP99Ms: latencyPercentileMs(m0, m1, 99),
       idleEventLoopP99Ms: idle.lagP99 * 1000,
       sentTotal: done.reads,
       processedTotal: last.reads,

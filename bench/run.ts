@@ -135,18 +135,19 @@ async function rfidScenario(m: ReturnType<typeof machine>): Promise<void> {
   }
   const at = (rate: number) => runs.find((r) => r.offeredReadsPerSecond === rate) as RfidFigures;
   const lines = [
-    '| offered reads/s | sent reads/s | processed reads/s | MQTT msgs/s | hub CPU cores | event-loop p99 ms | event-loop max ms | sent (whole run) | processed | rejected | lost |',
-    '| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+    '| offered reads/s | sent reads/s | processed reads/s | MQTT msgs/s | hub CPU cores | read-to-event p50 / p99 ms | event-loop p99 ms | event-loop max ms | sent (whole run) | processed | rejected | lost |',
+    '| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
     ...runs.map(
       (r) =>
-        `| ${fmt(r.offeredReadsPerSecond)} | ${fmt(r.sentPerSecond)} | ${fmt(r.processedPerSecond)} | ${fmt(r.mqttMessagesPerSecond)} | ${fmt(r.hubCpuCores, 2)} | ${fmt(r.eventLoopP99Ms, 1)} | ${fmt(r.eventLoopMaxMs, 1)} | ${fmt(r.sentTotal)} | ${fmt(r.processedTotal)} | ${fmt(r.rejectedTotal)} | ${r.lost} |`,
+        `| ${fmt(r.offeredReadsPerSecond)} | ${fmt(r.sentPerSecond)} | ${fmt(r.processedPerSecond)} | ${fmt(r.mqttMessagesPerSecond)} | ${fmt(r.hubCpuCores, 2)} | <= ${fmt(r.readToEventP50Ms)} / <= ${fmt(r.readToEventP99Ms)} | ${fmt(r.eventLoopP99Ms, 1)} | ${fmt(r.eventLoopMaxMs, 1)} | ${fmt(r.sentTotal)} | ${fmt(r.processedTotal)} | ${fmt(r.rejectedTotal)} | ${r.lost} |`,
     ),
     '',
     '| figure | value | target |',
     '| --- | ---: | --- |',
     `| raw reads/s sustained (offered 20,000) | ${fmt(at(20_000).processedPerSecond)} | >= 20,000 |`,
     `| hub CPU at that rate | ${fmt(at(20_000).hubCpuCores, 2)} cores | <= 1 core |`,
-    `| event-loop p99 at 4,000 reads/s (idle: ${fmt(at(4000).idleEventLoopP99Ms, 1)} ms; includes the 10 ms sampling interval) | ${fmt(at(4000).eventLoopP99Ms, 1)} ms | read-to-event p99 < 50 ms: not measured, see docs |`,
+    `| read-to-event p99 at 4,000 reads/s (histogram bucket bound; includes the reader's batching) | <= ${fmt(at(4000).readToEventP99Ms)} ms | < 50 ms |`,
+    `| event-loop p99 at 4,000 reads/s (idle: ${fmt(at(4000).idleEventLoopP99Ms, 1)} ms; includes the 10 ms sampling interval) | ${fmt(at(4000).eventLoopP99Ms, 1)} ms | |`,
     `| reads lost, all runs | ${runs.reduce((s, r) => s + r.lost, 0)} | 0 |`,
   ];
   process.stdout.write(`\n${lines.join('\n')}\n`);

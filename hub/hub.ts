@@ -133,6 +133,7 @@ export class Hub {
             devices: config.devices,
             bus: this.bus,
             log: log.child({ service: 'inventory' }),
+            readLatency: (seconds) => metrics.rfidReadToEvent.observe(seconds),
           });
           await this.inventory.start();
         },

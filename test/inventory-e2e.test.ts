@@ -87,6 +87,9 @@ t.test('RFID reads become item events and stock per SKU and zone', async (t) => 
   );
   const device = (await api('/api/v1/devices/reader-1')) as { availability: string; lastSeen: number | null };
   t.equal(device.availability, 'online');
+  const metrics = await (await fetch(`${h.apiUrl}/metrics`)).text();
+  const observed = Number(/storehub_rfid_read_to_event_seconds_count (\d+)/.exec(metrics)?.[1] ?? 0);
+  t.ok(observed >= 5, `read-to-event latency observed for every read (${observed})`);
 
   // A restart of the hub must not count the tags still in view a second time.
   await sim.stop();

@@ -26,6 +26,8 @@ export interface InventoryDeps {
   devices: DeviceConfig[];
   bus: EventBus;
   log: Logger;
+  /** Observes read-to-event latency in seconds. */
+  readLatency?: (seconds: number) => void;
 }
 
 type Movement = [sku: string, location: string, delta: number, reason: string, source: string, time: number];
@@ -81,6 +83,7 @@ export class InventoryService {
       else if (event.type === 'rfid.read') {
         const item = aggregator.ingest(event);
         if (item) this.onItem(item, event.deviceId);
+        this.deps.readLatency?.((Date.now() - event.time) / 1000);
       }
     });
     this.timer = setInterval(() => {

@@ -90,6 +90,12 @@ export function createMetrics() {
       labelNames: ['device'],
       registers: r,
     }),
+    rfidReadToEvent: new Histogram({
+      name: 'storehub_rfid_read_to_event_seconds',
+      help: "from a read's timestamp (the reader's clock) to the hub having folded it into item state",
+      buckets: [0.005, 0.01, 0.02, 0.03, 0.05, 0.1, 0.25, 0.5, 1, 5],
+      registers: r,
+    }),
     apiRequests: new Counter({
       name: 'storehub_api_requests_total',
       help: 'HTTP requests by route and status class',
