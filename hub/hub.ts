@@ -106,6 +106,24 @@ export class Hub {
             }),
           ]
         : []),
+      // inventory subscribes to the bus before any driver starts, so no early reading is missed
+      {
+        name: 'inventory',
+        start: async () => {
+          this.inventory = new InventoryService({
+            store: () => this.store as Store,
+            events: () => this.devices?.events,
+            devices: config.devices,
+            bus: this.bus,
+            log: log.child({ service: 'inventory' }),
+            readLatency: (seconds) => metrics.rfidReadToEvent.observe(seconds),
+          });
+          await this.inventory.start();
+        },
+        stop: async () => {
+          await this.inventory?.stop();
+        },
+      },
       {
         name: 'devices',
         start: async () => {
@@ -122,23 +140,6 @@ export class Hub {
         },
         stop: async () => {
           await this.devices?.stop();
-        },
-      },
-      {
-        name: 'inventory',
-        start: async () => {
-          this.inventory = new InventoryService({
-            store: () => this.store as Store,
-            events: () => this.devices?.events,
-            devices: config.devices,
-            bus: this.bus,
-            log: log.child({ service: 'inventory' }),
-            readLatency: (seconds) => metrics.rfidReadToEvent.observe(seconds),
-          });
-          await this.inventory.start();
-        },
-        stop: async () => {
-          await this.inventory?.stop();
         },
       },
       {

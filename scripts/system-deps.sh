@@ -4,6 +4,7 @@
 #   socat      - pseudo-terminal pairs for serial devices
 #   openssl    - throwaway certificates for the TLS listener tests
 #   libusb-1.0-0 - loaded by node-hid's Linux binding (USB HID devices)
+#   chromium   - the real browser the dashboard test drives (playwright-core)
 # Does nothing when they are present; needs root (or sudo) and apt-get otherwise.
 set -euo pipefail
 need=()
@@ -11,6 +12,7 @@ command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || need+=(mos
 command -v socat >/dev/null 2>&1 || need+=(socat)
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
 ldconfig -p 2>/dev/null | grep -q 'libusb-1.0.so.0' || need+=(libusb-1.0-0)
+[ -x /usr/bin/chromium ] || need+=(chromium)
 [ ${#need[@]} -eq 0 ] && exit 0
 echo "storehub: installing Debian packages: ${need[*]}" >&2
 sudo=""
