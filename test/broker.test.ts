@@ -103,6 +103,21 @@ t.test('device authentication, ACLs and the durable acknowledgement', async (t) 
   });
 });
 
+t.test('removing a device ends its live session', async (t) => {
+  const h = await startHub(t.testdir());
+  t.teardown(() => h.stop());
+  const store = h.hub.store!;
+  const secret = await store.credentials.add('robot-9', 'robot');
+  const client = await connect(h, 'robot-9', secret);
+  const closed = new Promise<void>((resolve) => client.once('close', () => resolve()));
+  t.equal(h.hub.broker!.closeRevokedSessions(), 0, 'a valid session is left alone');
+  store.credentials.remove('robot-9');
+  t.equal(h.hub.broker!.closeRevokedSessions(), 1);
+  await closed;
+  t.equal(await metricValue(h.hub, 'storehub_broker_connections_total', { outcome: 'revoked' }), 1);
+  client.end(true);
+});
+
 t.test('oversize packets close the connection before the body is buffered', async (t) => {
   const h = await startHub(t.testdir(), { broker: { limits: { maxPacketBytes: 1024 } } });
   t.teardown(() => h.stop());

@@ -17,6 +17,8 @@ import { compilePublishAcl, maySubscribe } from './topic-acl.js';
 /** What the hub knows about a connected client; aedes' Client stays untouched. */
 interface Session {
   deviceId: string;
+  /** The stored hash the device authenticated against: a changed or removed credential ends the session. */
+  secretHash: string;
   topics: readonly string[];
   mayPublish: (topic: string) => boolean;
   bucket: TokenBucket;
@@ -31,6 +33,8 @@ function connackError(code: number, message: string): AuthenticateError {
 
 /** Delay beyond which a flooding client is disconnected instead of slowed further. */
 const MAX_THROTTLE_MS = 5_000;
+/** How often live sessions are checked against their credentials (revocation takes effect within this). */
+const REVOCATION_CHECK_MS = 5_000;
 
 export type InProcessHandler = (packet: AedesPublishPacket) => void;
 
@@ -48,6 +52,7 @@ export class BrokerService {
   private readonly sessions = new WeakMap<Client, Session>();
   private readonly refusals = new WeakMap<Client, number>();
   private readonly admission: TokenBucket;
+  private revocationTimer: NodeJS.Timeout | undefined;
   private readonly auth: DeviceAuthenticator;
   addresses: ListenerAddresses = {};
   /** Counter children bound once: labelling per message would hash the labels every time. */
@@ -114,6 +119,8 @@ export class BrokerService {
     }
     this.servers = opened.servers;
     this.addresses = opened.addresses;
+    this.revocationTimer = setInterval(() => this.closeRevokedSessions(), REVOCATION_CHECK_MS);
+    this.revocationTimer.unref();
     log.info({ ...this.addresses }, 'broker listening');
   }
 
@@ -150,6 +157,7 @@ export class BrokerService {
     const aedes = this.aedes;
     if (!aedes) return;
     this.aedes = undefined;
+    clearInterval(this.revocationTimer);
     const listenersClosed = closeListeners(this.servers);
     this.deps.store.journal.flush();
     const clients = Object.values((aedes as unknown as { clients: Record<string, Client> }).clients);
@@ -158,6 +166,30 @@ export class BrokerService {
     this.deps.store.journal.flush();
     await listenersClosed;
     this.deps.metrics.brokerClients.set(0);
+  }
+
+  /** Ends the sessions of devices removed (or given a new secret) since they connected. */
+  closeRevokedSessions(): number {
+    const aedes = this.aedes;
+    if (!aedes) return 0;
+    let closed = 0;
+    for (const client of Object.values((aedes as unknown as { clients: Record<string, Client> }).clients)) {
+      const session = this.sessions.get(client);
+      if (!session) continue;
+      let current: string | undefined;
+      try {
+        current = this.deps.store.credentials.get(session.deviceId)?.secretHash;
+      } catch {
+        continue; // the store is busy or closing: check again next time
+      }
+      if (current === session.secretHash) continue;
+      this.sessions.delete(client);
+      this.deps.log.warn({ deviceId: session.deviceId, clientId: client.id }, 'device credentials revoked: session closed');
+      this.deps.metrics.brokerConnections.inc({ outcome: 'revoked' });
+      client.close();
+      closed++;
+    }
+    return closed;
   }
 
   private preConnect(client: Client, done: (err: Error | null, ok: boolean) => void): void {
@@ -205,6 +237,7 @@ export class BrokerService {
     const limits = this.deps.config.limits;
     this.sessions.set(client, {
       deviceId,
+      secretHash: outcome.credential.secretHash,
       topics: outcome.credential.topics,
       mayPublish: compilePublishAcl(outcome.credential.topics),
       bucket: new TokenBucket(limits.messagesPerSecond, limits.messageBurst),
