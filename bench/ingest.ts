@@ -14,10 +14,9 @@ import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import { stringify } from 'yaml';
 import { Store } from '../hub/store/store.js';
 import type { LoadPlan, LoadResult } from './load-generator.js';
-import { BENCH_DIR, cpuSeconds, forkScript, freePort, percentile, request, rssBytes, sleep, waitExit } from './processes.js';
+import { BENCH_DIR, cpuSeconds, forkScript, freePort, percentile, request, rssBytes, sleep, waitExit, waitHealthy, writeBenchHubConfig } from './processes.js';
 
 export const DEVICES = 100;
 // One generator process: with the hub on one core it takes the other; two would contend for it.
@@ -59,18 +58,6 @@ interface DgramSocket {
 }
 const unixDgram = requireCjs('unix-dgram') as { createSocket(type: 'unix_dgram', listener: (msg: Buffer) => void): DgramSocket };
 
-async function waitHealthy(port: number): Promise<void> {
-  for (let i = 0; i < 600; i++) {
-    try {
-      if ((await fetch(`http://127.0.0.1:${port}/healthz`)).ok) return;
-    } catch {
-      // not yet listening
-    }
-    await sleep(50);
-  }
-  throw new Error('hub did not become healthy');
-}
-
 export async function startHubUnderTest(workDir: string, synchronous: 'full' | 'normal' = 'full'): Promise<HubUnderTest> {
   const dataDir = join(workDir, 'hub-data');
   mkdirSync(dataDir, { recursive: true });
@@ -81,21 +68,8 @@ export async function startHubUnderTest(workDir: string, synchronous: 'full' | '
     devices.push({ id, secret: await store.credentials.add(id, 'smart-shelf') });
   }
   store.db.close();
-  const apiPort = await freePort();
-  const brokerPort = await freePort();
-  const file = join(workDir, 'hub.yaml');
-  writeFileSync(
-    file,
-    stringify({
-      version: 1,
-      store: { id: 'bench' },
-      dataDir,
-      log: { level: 'warn' },
-      api: { host: '127.0.0.1', port: apiPort },
-      broker: { host: '127.0.0.1', port: brokerPort, limits: { messagesPerSecond: 100_000, messageBurst: 100_000 } },
-      database: { synchronous, maxBytes: 8 * 1024 ** 3 },
-    }),
-  );
+  const { file, apiPort, brokerPort } = await writeBenchHubConfig(workDir, { dataDir, synchronous });
+
   const notifyPath = join(workDir, 'notify.sock');
   let readyAt = 0;
   const notify = unixDgram.createSocket('unix_dgram', (msg) => {
@@ -107,7 +81,7 @@ export async function startHubUnderTest(workDir: string, synchronous: 'full' | '
     stdio: ['ignore', 'inherit', 'inherit'],
     env: { ...process.env, NOTIFY_SOCKET: notifyPath },
   });
-  await waitHealthy(apiPort);
+  await waitHealthy(apiPort, child);
   for (let i = 0; i < 100 && readyAt === 0; i++) await sleep(10);
   return {
     startToReadyMs: readyAt - spawnedAt,

@@ -1,8 +1,9 @@
 /** Process plumbing for the benchmarks: free ports, CPU and RSS of a pid, forked helpers. */
 import { type ChildProcess, fork } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
+import { stringify } from 'yaml';
 
 export const BENCH_DIR = import.meta.dirname ?? new URL('.', import.meta.url).pathname;
 
@@ -53,3 +54,44 @@ export function percentile(sorted: number[], p: number): number {
 }
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * Writes the config of a hub under test (loopback ports, logs at warn, rate limits out of the way)
+ * and returns where it listens.
+ */
+export async function writeBenchHubConfig(
+  workDir: string,
+  options: { dataDir: string; synchronous: 'full' | 'normal'; devices?: unknown[] },
+): Promise<{ file: string; apiPort: number; brokerPort: number }> {
+  const apiPort = await freePort();
+  const brokerPort = await freePort();
+  const file = join(workDir, 'hub.yaml');
+  writeFileSync(
+    file,
+    stringify({
+      version: 1,
+      store: { id: 'bench' },
+      dataDir: options.dataDir,
+      log: { level: 'warn' },
+      api: { host: '127.0.0.1', port: apiPort },
+      broker: { host: '127.0.0.1', port: brokerPort, limits: { messagesPerSecond: 100_000, messageBurst: 100_000 } },
+      database: { synchronous: options.synchronous, maxBytes: 8 * 1024 ** 3 },
+      devices: options.devices ?? [],
+    }),
+  );
+  return { file, apiPort, brokerPort };
+}
+
+/** Waits until a hub's /healthz answers 200; fails if the process exits first. */
+export async function waitHealthy(apiPort: number, child?: ChildProcess): Promise<void> {
+  for (let i = 0; i < 600; i++) {
+    try {
+      if ((await fetch(`http://127.0.0.1:${apiPort}/healthz`)).ok) return;
+    } catch {
+      // not yet listening
+    }
+    if (child && child.exitCode !== null) break;
+    await sleep(50);
+  }
+  throw new Error('hub did not become healthy');
+}

@@ -12,14 +12,13 @@
  * after waiting for the hub to catch up.
  */
 import { type ChildProcess, fork, spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { stringify } from 'yaml';
 import { RfidReaderSimulator } from '../firmware-sim/rfid-reader/index.js';
 import { Store } from '../hub/store/store.js';
 import { CLI } from './ingest.js';
-import { BENCH_DIR, cpuSeconds, freePort, sleep, waitExit } from './processes.js';
+import { BENCH_DIR, cpuSeconds, sleep, waitExit, waitHealthy, writeBenchHubConfig } from './processes.js';
 
 const WARMUP_MS = 2000;
 const CATCH_UP_MS = 15_000;
@@ -149,43 +148,24 @@ async function startRfidHub(workDir: string): Promise<{ child: ChildProcess; api
   const readers: ReaderSpec[] = [];
   for (const r of READERS) readers.push({ ...r, secret: await store.credentials.add(r.id, 'rfid-reader', [`${r.vendor}/{id}/#`]) });
   store.db.close();
-  const apiPort = await freePort();
-  const brokerPort = await freePort();
-  const file = join(workDir, 'hub.yaml');
-  writeFileSync(
-    file,
-    stringify({
-      version: 1,
-      store: { id: 'bench' },
-      dataDir,
-      log: { level: 'warn' },
-      api: { host: '127.0.0.1', port: apiPort },
-      broker: { host: '127.0.0.1', port: brokerPort, limits: { messagesPerSecond: 100_000, messageBurst: 100_000 } },
-      database: { synchronous: 'full', maxBytes: 8 * 1024 ** 3 },
-      devices: READERS.map((r) => ({
-        id: r.id,
-        kind: 'rfid-reader',
-        transport: { type: 'mqtt', topics: [`${r.vendor}/{id}/#`] },
-        options: {
-          vendor: r.vendor,
-          topics: r.vendor === 'impinj' ? { events: 'impinj/{id}/events', status: 'impinj/{id}/status' } : { events: 'zebra/{id}/data' },
-          antennas: { '1': 'salesfloor', '2': 'backroom', '3': 'fitting-room', '4': 'stockroom' },
-          // a benchmark floods on purpose; the flood flag only degrades health, every read is processed
-          maxReadsPerSecond: 100_000,
-        },
-      })),
-    }),
-  );
+  const { file, apiPort, brokerPort } = await writeBenchHubConfig(workDir, {
+    dataDir,
+    synchronous: 'full',
+    devices: READERS.map((r) => ({
+      id: r.id,
+      kind: 'rfid-reader',
+      transport: { type: 'mqtt', topics: [`${r.vendor}/{id}/#`] },
+      options: {
+        vendor: r.vendor,
+        topics: r.vendor === 'impinj' ? { events: 'impinj/{id}/events', status: 'impinj/{id}/status' } : { events: 'zebra/{id}/data' },
+        antennas: { '1': 'salesfloor', '2': 'backroom', '3': 'fitting-room', '4': 'stockroom' },
+        // a benchmark floods on purpose; the flood flag only degrades health, every read is processed
+        maxReadsPerSecond: 100_000,
+      },
+    })),
+  });
   const child = spawn(process.execPath, [CLI, 'start', '--config', file], { stdio: ['ignore', 'inherit', 'inherit'] });
-  for (let i = 0; ; i++) {
-    try {
-      if ((await fetch(`http://127.0.0.1:${apiPort}/healthz`)).ok) break;
-    } catch {
-      // not yet listening
-    }
-    if (i > 600 || child.exitCode !== null) throw new Error('hub did not become healthy');
-    await sleep(50);
-  }
+  await waitHealthy(apiPort, child);
   return { child, apiPort, url: `mqtt://127.0.0.1:${brokerPort}`, readers };
 }
 
