@@ -43,6 +43,21 @@ function caught(fn: () => unknown): unknown {
 
 const MINIMAL = 'version: 1\nstore:\n  id: s1\n';
 
+/** The cloud section a file without one gets. */
+const DEFAULT_CLOUD = {
+  enabled: false,
+  tls: {},
+  sessionExpirySeconds: 604800,
+  keepaliveSeconds: 30,
+  batchSize: 500,
+  window: 8,
+  ackTimeoutSeconds: 30,
+  replayRecordsPerSecond: 50000,
+  telemetryIntervalSeconds: 60,
+  streams: { ledger: { maxBytes: 268435456 }, events: { maxBytes: 134217728 }, footfall: { maxBytes: 33554432 }, telemetry: { maxBytes: 16777216 } },
+  oms: { enabled: false, batchSize: 500, timeoutSeconds: 10 },
+};
+
 t.test('the demo config loads with no problems and is filled with defaults', async (t) => {
   const { loaded, problems } = parseConfigText(readFileSync(DEMO, 'utf8'), DEMO);
   t.same(problems, []);
@@ -80,7 +95,7 @@ t.test('the demo config loads with no problems and is filled with defaults', asy
     ],
   );
   t.same(c.cameras, []);
-  t.same(c.cloud, { enabled: false });
+  t.same(c.cloud, DEFAULT_CLOUD);
   t.same(c.simulation, { enabled: true }, 'the demo store simulates its devices');
 
   const fromFile = loadConfigFile(DEMO);
@@ -115,7 +130,8 @@ t.test('a minimal file gets every section from defaults', async (t) => {
     database: { synchronous: 'full', maxBytes: 2147483648, ingestRetentionHours: 72 },
     devices: [],
     cameras: [],
-    cloud: { enabled: false },
+    cloud: DEFAULT_CLOUD,
+    ops: { firmwareKeys: [], defaultJobTimeoutSeconds: 3600 },
     simulation: { enabled: false },
   });
   t.same(

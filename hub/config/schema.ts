@@ -122,14 +122,68 @@ const Camera = Type.Object(
   { additionalProperties: false },
 );
 
+const StreamBudget = (maxBytes: number, what: string) =>
+  Section({ maxBytes: Type.Integer({ minimum: 4096, default: maxBytes, description: what }) }, 'disk budget of one outbox stream');
+
+const CloudTls = Section(
+  {
+    ca: Type.Optional(Type.String({ minLength: 1, description: 'PEM CA bundle the broker certificate must chain to (default: the system CAs)' })),
+    cert: Type.Optional(Type.String({ minLength: 1, description: 'PEM client certificate file (mutual TLS)' })),
+    key: Type.Optional(Type.String({ minLength: 1, description: 'PEM client private key file (secret)' })),
+  },
+  'TLS for mqtts:// and wss://',
+);
+
+const Oms = Section(
+  {
+    enabled: Type.Boolean({ default: false }),
+    url: Type.Optional(Type.String({ pattern: '^https?://', description: 'base URL of the OMS ledger receiver (docs/cloud-protocol.md)' })),
+    token: Type.Optional(Type.String({ description: 'secret: bearer token for the OMS; never logged' })),
+    ca: Type.Optional(Type.String({ minLength: 1, description: 'PEM CA bundle for the OMS certificate (default: the system CAs)' })),
+    batchSize: Type.Integer({ minimum: 1, maximum: 10_000, default: 500 }),
+    timeoutSeconds: Type.Number({ exclusiveMinimum: 0, default: 10 }),
+  },
+  'the HTTPS adapter that sends the ledger stream to the order management system',
+);
+
 const Cloud = Section(
   {
     enabled: Type.Boolean({ default: false }),
     url: Type.Optional(Type.String({ pattern: '^(mqtts?|wss?)://' })),
     username: Type.Optional(Type.String()),
     password: Type.Optional(Type.String({ description: 'secret: never logged' })),
+    topicPrefix: Type.Optional(Type.String({ minLength: 1, description: 'default storehub/v1/<store id>/<hub id>' })),
+    tls: CloudTls,
+    sessionExpirySeconds: Type.Integer({ minimum: 0, default: 7 * 24 * 3600, description: 'how long the broker keeps the session while the hub is away' }),
+    keepaliveSeconds: Type.Integer({ minimum: 5, maximum: 3600, default: 30 }),
+    batchSize: Type.Integer({ minimum: 1, maximum: 10_000, default: 500, description: 'records per published batch' }),
+    window: Type.Integer({ minimum: 1, maximum: 64, default: 8, description: 'unacknowledged batches in flight per stream' }),
+    ackTimeoutSeconds: Type.Number({ exclusiveMinimum: 0, default: 30, description: 'resend from the last ack when none arrives for this long' }),
+    replayRecordsPerSecond: Type.Integer({ minimum: 1, default: 50_000, description: 'pace of backlog replay after an outage' }),
+    telemetryIntervalSeconds: Type.Number({ minimum: 1, default: 60 }),
+    streams: Section(
+      {
+        ledger: StreamBudget(256 * 1024 * 1024, 'unsent stock deltas are folded per SKU and location above this; never dropped'),
+        events: StreamBudget(128 * 1024 * 1024, 'oldest unsent events expire above this'),
+        footfall: StreamBudget(32 * 1024 * 1024, 'oldest unsent aggregates expire above this'),
+        telemetry: StreamBudget(16 * 1024 * 1024, 'telemetry is downsampled, then dropped, above this'),
+      },
+      'per-stream disk budgets of the outbox',
+    ),
+    oms: Oms,
   },
-  'the uplink to the cloud OMS',
+  'the uplink to the cloud: MQTT 5 link and OMS adapter (docs/cloud-protocol.md)',
+);
+
+const Ops = Section(
+  {
+    firmwareKeys: Type.Array(Type.String({ minLength: 1 }), {
+      default: [],
+      description: 'ed25519 public keys (PEM, or base64 of the 32 raw bytes) that may sign firmware images; none: firmware jobs are rejected',
+    }),
+    defaultJobTimeoutSeconds: Type.Integer({ minimum: 1, default: 3600 }),
+  },
+  'remote operations: jobs from HQ',
 );
 
 export const ConfigSchema = Type.Object(
@@ -161,6 +215,7 @@ export const ConfigSchema = Type.Object(
     devices: Type.Array(Device, { default: [] }),
     cameras: Type.Array(Camera, { default: [] }),
     cloud: Cloud,
+    ops: Ops,
     simulation: Section(
       {
         enabled: Type.Boolean({

@@ -81,6 +81,57 @@ export const SCHEMA_MIGRATIONS: SchemaMigration[] = [
       CREATE INDEX stock_ledger_event_time ON stock_ledger (sku, location, event_time);
     `,
   },
+  {
+    version: 6,
+    name: 'outbox streams with per-sink cursors',
+    // No producer wrote to the v4 outbox, but any rows it holds are carried over (type 'legacy').
+    sql: `
+      ALTER TABLE outbox RENAME TO outbox_v4;
+      CREATE TABLE outbox (
+        stream TEXT NOT NULL, epoch INTEGER NOT NULL, seq INTEGER NOT NULL, uid TEXT NOT NULL, type TEXT NOT NULL,
+        event_time INTEGER NOT NULL, received_at INTEGER NOT NULL, body TEXT NOT NULL,
+        fold_key TEXT, replaces TEXT,
+        PRIMARY KEY (stream, epoch, seq)) WITHOUT ROWID;
+      CREATE TABLE outbox_streams (
+        stream TEXT NOT NULL, epoch INTEGER NOT NULL, next_seq INTEGER NOT NULL,
+        PRIMARY KEY (stream, epoch)) WITHOUT ROWID;
+      CREATE TABLE outbox_cursors (
+        sink TEXT NOT NULL, stream TEXT NOT NULL, epoch INTEGER NOT NULL,
+        acked_seq INTEGER NOT NULL DEFAULT 0, sent_seq INTEGER NOT NULL DEFAULT 0, acked_at INTEGER,
+        PRIMARY KEY (sink, stream, epoch)) WITHOUT ROWID;
+      CREATE TABLE outbox_counters (
+        stream TEXT PRIMARY KEY, produced INTEGER NOT NULL DEFAULT 0, acked INTEGER NOT NULL DEFAULT 0,
+        expired INTEGER NOT NULL DEFAULT 0, dropped INTEGER NOT NULL DEFAULT 0, folded INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;
+      INSERT INTO outbox (stream, epoch, seq, uid, type, event_time, received_at, body)
+        SELECT stream, epoch, seq, uid, 'legacy', event_time, received_at, body FROM outbox_v4;
+      INSERT INTO outbox_streams (stream, epoch, next_seq) SELECT stream, epoch, max(seq) + 1 FROM outbox GROUP BY stream, epoch;
+      DROP TABLE outbox_v4;
+    `,
+  },
+  {
+    version: 7,
+    name: 'remote operations: jobs, their per-target executions, applied desired state',
+    // jobs.document is last: listing jobs reads the columns before it without touching a large
+    // document's overflow pages. Statuses are checked here too, so no writer can invent one.
+    sql: `
+      CREATE TABLE jobs (
+        seq INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, type TEXT NOT NULL,
+        source TEXT NOT NULL CHECK (source IN ('api', 'cloud')),
+        status TEXT NOT NULL CHECK (status IN ('QUEUED', 'IN_PROGRESS', 'SUCCEEDED', 'FAILED', 'TIMED_OUT', 'REJECTED', 'CANCELED')),
+        reason TEXT, timeout_seconds REAL NOT NULL, created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL,
+        started_at INTEGER, completed_at INTEGER, deadline_at INTEGER NOT NULL, document TEXT NOT NULL);
+      CREATE INDEX jobs_status ON jobs (status, seq);
+      CREATE TABLE job_executions (
+        job_id TEXT NOT NULL, target TEXT NOT NULL, position INTEGER NOT NULL, wave INTEGER NOT NULL DEFAULT 0,
+        status TEXT NOT NULL CHECK (status IN ('QUEUED', 'IN_PROGRESS', 'SUCCEEDED', 'FAILED', 'TIMED_OUT', 'REJECTED', 'CANCELED')),
+        reason TEXT, result TEXT, attempts INTEGER NOT NULL DEFAULT 0, started_at INTEGER, completed_at INTEGER,
+        updated_at INTEGER NOT NULL,
+        PRIMARY KEY (job_id, target)) WITHOUT ROWID;
+      CREATE INDEX job_executions_status ON job_executions (status, job_id);
+      CREATE TABLE desired_states (
+        version INTEGER PRIMARY KEY, config TEXT NOT NULL, job_id TEXT NOT NULL, applied_at INTEGER NOT NULL);
+    `,
+  },
 ];
 
 export const LATEST_SCHEMA_VERSION = SCHEMA_MIGRATIONS[SCHEMA_MIGRATIONS.length - 1]?.version ?? 0;
