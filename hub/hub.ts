@@ -13,11 +13,16 @@ import { InventoryService } from './inventory/inventory-service.js';
 import { SimulationService } from './simulation/simulation-service.js';
 import { Health } from './lifecycle/health.js';
 import { Lifecycle, type Service } from './lifecycle/lifecycle.js';
+import { deviceServiceCommander } from './ops/device-commander.js';
+import { JobService } from './ops/job-service.js';
 import type { Logger } from './observability/logger.js';
 import { createMetrics, type HubMetrics } from './observability/metrics.js';
 import { VERSION } from './package-info.js';
 import { StoreMaintenance } from './store/maintenance.js';
 import { Store } from './store/store.js';
+import { Outbox } from './sync/outbox.js';
+import { jobDownlink, publishJobStatus } from './sync/job-downlink.js';
+import { SyncService } from './sync/sync-service.js';
 
 export const STOP_TIMEOUT_MS = 10_000;
 
@@ -37,6 +42,10 @@ export class Hub {
   api: ApiService | undefined;
   devices: DeviceService | undefined;
   inventory: InventoryService | undefined;
+  ops: JobService | undefined;
+  outbox: Outbox | undefined;
+  sync: SyncService | undefined;
+  private stopJobStatus: (() => void) | undefined;
   readonly bus: EventBus;
   private readonly lifecycle: Lifecycle;
   private readonly log: Logger;
@@ -59,6 +68,7 @@ export class Hub {
         start: async () => {
           const store = new Store({ dataDir: config.dataDir, synchronous: config.database.synchronous, maxBytes: config.database.maxBytes });
           this.store = store;
+          this.outbox = new Outbox(store.db, { hubId: config.hubId ?? store.hubId, storeId: config.store.id, epoch: store.epoch });
           metrics.storeSalvaged.set(store.corruption ? 1 : 0);
           if (store.corruption) {
             const { reason, damagedFile, salvage } = store.corruption;
@@ -113,6 +123,7 @@ export class Hub {
           this.inventory = new InventoryService({
             store: () => this.store as Store,
             events: () => this.devices?.events,
+            outbox: () => this.outbox,
             devices: config.devices,
             bus: this.bus,
             log: log.child({ service: 'inventory' }),
@@ -135,11 +146,79 @@ export class Hub {
             bus: this.bus,
             metrics,
             log: log.child({ service: 'devices' }),
+            ...(this.outbox ? { outbox: this.outbox } : {}),
           });
           await this.devices.start();
         },
         stop: async () => {
           await this.devices?.stop();
+        },
+      },
+      // remote operations reach devices only through the devices service, so they start after it
+      {
+        name: 'ops',
+        start: async () => {
+          const ops = new JobService({
+            db: (this.store as Store).db,
+            commander: deviceServiceCommander(() => this.devices),
+            config: config.ops,
+            metrics,
+            log: log.child({ service: 'ops' }),
+          });
+          this.ops = ops;
+          await ops.start();
+          metrics.serviceUp.set({ service: 'ops' }, 1);
+        },
+        stop: async () => {
+          metrics.serviceUp.set({ service: 'ops' }, 0);
+          await this.ops?.stop();
+        },
+      },
+      {
+        name: 'sync',
+        start: async () => {
+          const sync = new SyncService({
+            config,
+            outbox: this.outbox as Outbox,
+            log: log.child({ service: 'sync' }),
+            metrics,
+            version: VERSION,
+            startedAt,
+            health: () => {
+              const report = health.report();
+              return {
+                ready: report.ready,
+                failing: Object.entries(report.checks)
+                  .filter(([, c]) => !c.ok)
+                  .map(([name]) => name),
+              };
+            },
+            jobs: () => this.ops && jobDownlink(this.ops, (topic, reason) => this.sync?.rejectDownlink(topic, reason)),
+            telemetrySample: () => {
+              const devices = this.devices?.registry?.list() ?? [];
+              const by = (a: string) => devices.filter((d) => d.availability === a).length;
+              return {
+                devices: { online: by('online'), degraded: by('degraded'), offline: by('offline') },
+                unhealthy: devices.filter((d) => d.availability !== 'online').map((d) => ({ id: d.id, availability: d.availability, reason: d.reason })),
+              };
+            },
+          });
+          this.sync = sync;
+          await sync.start();
+          const link = sync.link;
+          if (link && this.ops) this.stopJobStatus = publishJobStatus(this.ops, link);
+          health.register('sync', () => {
+            const held = sync.status().flatMap((s) => s.sinks.filter((k) => k.held).map((k) => `${s.stream} held by ${k.sink}: ${k.held?.message}`));
+            // A held stream is degraded service, not a reason to stop serving the store: report it, stay ready.
+            return {
+              ok: true,
+              detail: held.length > 0 ? held.join('; ') : sync.link ? (sync.link.connected ? 'cloud connected' : 'cloud disconnected') : 'no cloud link',
+            };
+          });
+        },
+        stop: async () => {
+          this.stopJobStatus?.();
+          await this.sync?.stop();
         },
       },
       {
@@ -156,6 +235,8 @@ export class Hub {
               brokerClients: () => this.broker?.clientCount ?? 0,
               devices: () => this.devices && { registry: this.devices.registry, events: this.devices.events },
               ledger: () => this.inventory?.ledger,
+              jobs: () => this.ops,
+              sync: () => this.sync,
             },
             log,
           );

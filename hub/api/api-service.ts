@@ -12,10 +12,12 @@ import { installErrorHandler } from './error-handler.js';
 import { deviceCredentialRoutes } from './routes/device-credential-routes.js';
 import { deviceRoutes } from './routes/device-routes.js';
 import { healthRoutes } from './routes/health-routes.js';
+import { jobRoutes } from './routes/job-routes.js';
 import { messageRoutes } from './routes/message-routes.js';
 import { productRoutes } from './routes/product-routes.js';
 import { statusRoutes } from './routes/status-routes.js';
 import { stockRoutes } from './routes/stock-routes.js';
+import { syncRoutes } from './routes/sync-routes.js';
 import { tokenRoutes } from './routes/token-routes.js';
 
 const DASHBOARD = readFileSync(new URL('./dashboard/index.html', import.meta.url), 'utf8');
@@ -51,7 +53,9 @@ export async function buildApi(ctx: ApiContext, log: Logger): Promise<FastifyIns
   deviceCredentialRoutes(app, ctx, admin);
   deviceRoutes(app, ctx, read);
   stockRoutes(app, ctx, read);
+  syncRoutes(app, ctx, read);
   productRoutes(app, ctx, read, ops);
+  jobRoutes(app, ctx, read, ops);
   app.get('/docs/json', { schema: { hide: true } }, async () => app.swagger());
   app.get('/', { schema: { hide: true } }, async (_req, reply) => reply.type('text/html; charset=utf-8').send(DASHBOARD));
   return app;

@@ -5,7 +5,9 @@ import type { DeviceRegistry } from '../devices/registry.js';
 import type { StockLedger } from '../inventory/stock-ledger.js';
 import type { Health } from '../lifecycle/health.js';
 import type { HubMetrics } from '../observability/metrics.js';
+import type { JobService } from '../ops/job-service.js';
 import type { Store } from '../store/store.js';
+import type { SyncService } from '../sync/sync-service.js';
 
 export interface ApiContext {
   config: HubConfig;
@@ -17,4 +19,7 @@ export interface ApiContext {
   brokerClients(): number;
   devices(): { registry: DeviceRegistry | undefined; events: DeviceEventLog | undefined } | undefined;
   ledger(): StockLedger | undefined;
+  /** Remote operations, while the ops service runs. */
+  jobs(): Pick<JobService, 'submit' | 'get' | 'list' | 'cancel'> | undefined;
+  sync(): SyncService | undefined;
 }

@@ -1,13 +1,15 @@
 #!/usr/bin/env node
 /**
  * The `storehub` command. Exit codes: 0 ok, 1 runtime failure, 2 invalid config or usage,
- * 3 hub not reachable (status).
+ * 3 hub not reachable (status, job).
  */
 import './quiet-warnings.js';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { DEFAULT_CONFIG, VERSION } from '../package-info.js';
 import { checkConfigCommand } from './check-config-command.js';
 import { deviceCommands } from './device-commands.js';
+import { firmwareCommands } from './firmware-commands.js';
+import { jobCommands } from './job-commands.js';
 import { simCommand } from './sim-command.js';
 import { startCommand } from './start-command.js';
 import { statusCommand } from './status-command.js';
@@ -50,5 +52,11 @@ tokenCommands(token, configOption, (value: string) => {
   if (!['read', 'ops', 'admin'].includes(value)) throw new InvalidArgumentError('must be read, ops or admin');
   return value;
 });
+
+const job = program.command('job').description('remote operations on a running hub: device commands, desired state, firmware');
+jobCommands(job, configOption);
+
+const firmware = program.command('firmware').description('sign firmware images so hubs accept them');
+firmwareCommands(firmware);
 
 await program.parseAsync(process.argv);

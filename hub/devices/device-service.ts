@@ -12,6 +12,7 @@ import { HubError } from '../sdk/errors.js';
 import type { DeviceHealth, DriverFactory } from '../sdk/driver.js';
 import type { Transport } from '../sdk/transport.js';
 import type { Store } from '../store/store.js';
+import type { Outbox } from '../sync/outbox.js';
 import type { EventBus } from './event-bus.js';
 import { DeviceEventLog } from './event-log.js';
 import { DeviceRegistry } from './registry.js';
@@ -30,6 +31,8 @@ export interface DeviceServiceDeps {
   bus: EventBus;
   metrics: HubMetrics;
   log: Logger;
+  /** Where device events also go for the cloud. */
+  outbox?: Outbox;
 }
 
 /** Checks every device's options against its driver; one line per problem, naming the device. */
@@ -65,7 +68,7 @@ export class DeviceService {
         context: { problems },
       });
     const registry = new DeviceRegistry(store.db);
-    const events = new DeviceEventLog(store.db, (err) => log.error({ err }, 'device events not written yet; will retry'));
+    const events = new DeviceEventLog(store.db, (err) => log.error({ err }, 'device events not written yet; will retry'), this.deps.outbox);
     this.registry = registry;
     this.events = events;
     const setHealth = (deviceId: string, health: DeviceHealth) => {

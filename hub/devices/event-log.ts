@@ -5,6 +5,15 @@
  */
 import { randomUUID } from 'node:crypto';
 import type Database from 'better-sqlite3';
+import type { Outbox } from '../sync/outbox.js';
+import type { StreamName } from '../sync/streams.js';
+
+/** Device events that matter to sales travel on the never-dropped ledger stream; the rest on events. */
+const SALES_EVENT_KINDS = new Set(['device.shelf.out-of-stock', 'device.shelf.low-stock', 'device.shelf.wrong-item', 'device.shelf.over-capacity']);
+
+export function streamOfEvent(kind: string): StreamName {
+  return SALES_EVENT_KINDS.has(kind) ? 'ledger' : 'events';
+}
 
 export interface LoggedEvent {
   id: number;
@@ -35,6 +44,8 @@ export class DeviceEventLog {
   constructor(
     private readonly db: Database.Database,
     private readonly onError: (err: unknown) => void = () => {},
+    /** Where each event also goes, in the same transaction, for the cloud. */
+    private readonly outbox?: Outbox,
   ) {
     this.insert = db.prepare('INSERT INTO events (uid, device_id, kind, time, body) VALUES (?, ?, ?, ?, ?)');
     this.page = db.prepare(
@@ -63,7 +74,16 @@ export class DeviceEventLog {
     this.queue = [];
     try {
       this.db.transaction(() => {
-        for (const e of batch) this.insert.run(e.uid, e.deviceId, e.kind, e.time, e.body);
+        for (const e of batch) {
+          this.insert.run(e.uid, e.deviceId, e.kind, e.time, e.body);
+          this.outbox?.append({
+            stream: streamOfEvent(e.kind),
+            type: 'device.event',
+            id: e.uid,
+            eventTime: e.time,
+            body: { device: e.deviceId, kind: e.kind, detail: JSON.parse(e.body) as unknown },
+          });
+        }
       })();
     } catch (err) {
       this.queue = batch.concat(this.queue);

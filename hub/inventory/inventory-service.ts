@@ -12,8 +12,9 @@ import type { DeviceEventLog } from '../devices/event-log.js';
 import type { Logger } from '../observability/logger.js';
 import type { ShelfWeightEvent } from '../sdk/events.js';
 import type { Store } from '../store/store.js';
+import type { Outbox } from '../sync/outbox.js';
 import { type ItemEvent, RfidAggregator } from './rfid-aggregator.js';
-import { StockLedger } from './stock-ledger.js';
+import { DEFAULT_REVIEW_POLICY, StockLedger } from './stock-ledger.js';
 
 /** How often tags not read for the departure timeout are swept (EdgeX checks every 30 s). */
 const SWEEP_MS = 30_000;
@@ -23,6 +24,8 @@ const DEPARTED_AFTER_MS = 600_000;
 export interface InventoryDeps {
   store: () => Store;
   events: () => DeviceEventLog | undefined;
+  /** Where ledger entries also go for the cloud; none in tools and tests that do not sync. */
+  outbox?: () => Outbox | undefined;
   devices: DeviceConfig[];
   bus: EventBus;
   log: Logger;
@@ -53,7 +56,7 @@ export class InventoryService {
 
   async start(): Promise<void> {
     const db = this.deps.store().db;
-    const ledger = new StockLedger(db);
+    const ledger = new StockLedger(db, DEFAULT_REVIEW_POLICY, Date.now, this.deps.outbox?.());
     this.ledger = ledger;
     const bySku = db.prepare('SELECT sku FROM products WHERE gtin14 = ?');
     this.skuOfGtin = (gtin) => (bySku.get(gtin) as { sku: string } | undefined)?.sku;

@@ -9,6 +9,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import type Database from 'better-sqlite3';
+import type { Outbox } from '../sync/outbox.js';
 
 export interface LedgerEntry {
   id: number;
@@ -72,6 +73,8 @@ export class StockLedger {
     private readonly db: Database.Database,
     private readonly policy: ReviewPolicy = DEFAULT_REVIEW_POLICY,
     private readonly now: () => number = Date.now,
+    /** Where each entry also goes, in the same transaction, for the cloud (the ledger stream). */
+    private readonly outbox?: Outbox,
   ) {
     this.insert = db.prepare('INSERT INTO stock_ledger (uid, sku, location, delta, reason, source, event_time, recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)');
     this.sumAt = db.prepare('SELECT coalesce(sum(delta), 0) AS q FROM stock_ledger WHERE sku = ? AND location = ? AND event_time <= ?');
@@ -79,6 +82,19 @@ export class StockLedger {
     this.lastCount = db.prepare(
       "SELECT max(event_time) AS t, count(*) AS n FROM stock_ledger WHERE sku = ? AND location = ? AND reason IN ('count', 'opening count')",
     );
+  }
+
+  /** Writes one entry, and its ledger-stream record when there is an outbox: both or neither. */
+  private record(uid: string, sku: string, location: string, delta: number, reason: string, source: string | null, eventTime: number): void {
+    this.insert.run(uid, sku, location, delta, reason, source, eventTime, this.now());
+    this.outbox?.append({
+      stream: 'ledger',
+      type: 'stock.delta',
+      id: uid,
+      eventTime,
+      body: { sku, location, delta, reason, source },
+      foldKey: `${sku}|${location}`,
+    });
   }
 
   /** The cut-off of the newest count applied, if any. */
@@ -94,10 +110,10 @@ export class StockLedger {
    */
   applyDelta(sku: string, location: string, delta: number, reason: string, source: string | null, eventTime: number, uid: string = randomUUID()): string {
     this.db.transaction(() => {
-      this.insert.run(uid, sku, location, delta, reason, source, eventTime, this.now());
+      this.record(uid, sku, location, delta, reason, source, eventTime);
       const cutoff = this.lastCountCutoff(sku, location);
       if (cutoff !== undefined && eventTime <= cutoff) {
-        this.insert.run(`${uid}:superseded`, sku, location, -delta, 'superseded by count', source, cutoff, this.now());
+        this.record(`${uid}:superseded`, sku, location, -delta, 'superseded by count', source, cutoff);
       }
     })();
     return uid;
@@ -122,7 +138,7 @@ export class StockLedger {
       const uid = randomUUID();
       if (delta === 0) {
         // kept as a zero entry: it marks the cut-off later movements are judged against
-        this.insert.run(uid, obs.sku, obs.location, 0, 'count', obs.source, obs.cutoff, this.now());
+        this.record(uid, obs.sku, obs.location, 0, 'count', obs.source, obs.cutoff);
         return { outcome: 'unchanged', expected, uid };
       }
       // The first count of a SKU at a location opens its balance; there is nothing to disagree with.
@@ -134,9 +150,17 @@ export class StockLedger {
             'INSERT INTO stock_reviews (uid, sku, location, observed, expected, cutoff, coverage, source, reason, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
           )
           .run(uid, obs.sku, obs.location, obs.count, expected, obs.cutoff, obs.coverage, obs.source, reason, this.now());
+        // HQ sees held counts too: the store's stock may be wrong until someone looks
+        this.outbox?.append({
+          stream: 'ledger',
+          type: 'stock.review',
+          id: uid,
+          eventTime: obs.cutoff,
+          body: { sku: obs.sku, location: obs.location, observed: obs.count, expected, coverage: obs.coverage, source: obs.source, reason },
+        });
         return { outcome: 'review', expected, delta, reason, uid };
       }
-      this.insert.run(uid, obs.sku, obs.location, delta, opening ? 'opening count' : 'count', obs.source, obs.cutoff, this.now());
+      this.record(uid, obs.sku, obs.location, delta, opening ? 'opening count' : 'count', obs.source, obs.cutoff);
       return { outcome: 'applied', expected, delta, uid };
     })();
   }

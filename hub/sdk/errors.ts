@@ -21,6 +21,11 @@ export const ErrorCodes = {
   HUB_ERR_LIFECYCLE_TIMEOUT: { status: 500, transient: false, text: 'a service did not stop in time' },
   HUB_ERR_DEVICE_EXISTS: { status: 409, transient: false, text: 'a device with this id already exists' },
   HUB_ERR_DEVICE_UNKNOWN: { status: 404, transient: false, text: 'no device with this id' },
+  HUB_ERR_JOB_INVALID: { status: 400, transient: false, text: 'the job document is malformed' },
+  HUB_ERR_JOB_UNKNOWN: { status: 404, transient: false, text: 'no job with this id' },
+  HUB_ERR_JOB_EXISTS: { status: 409, transient: false, text: 'a different job with this id already exists' },
+  HUB_ERR_JOB_FINISHED: { status: 409, transient: false, text: 'the job is already in a terminal state' },
+  HUB_ERR_JOB_SERVICE_STOPPED: { status: 503, transient: true, text: 'remote operations are not running' },
 } as const;
 
 export type ErrorCode = keyof typeof ErrorCodes;

@@ -41,6 +41,15 @@ export interface OpenedStore {
 
 export const DB_FILE = 'hub.db';
 
+/**
+ * The epoch of a database that starts from nothing (new, or salvaged from an unreadable file): its
+ * creation time in seconds. A hub whose database was lost and recreated keeps its configured hub id,
+ * so counting epochs from 1 again would make its new records look like ones the cloud already has.
+ */
+export function freshEpoch(nowMs: number): number {
+  return Math.floor(nowMs / 1000);
+}
+
 function applyPragmas(db: Database.Database, synchronous: Synchronous): void {
   db.pragma('journal_mode = WAL');
   db.pragma(`synchronous = ${synchronous === 'full' ? 'FULL' : 'NORMAL'}`);
@@ -100,7 +109,7 @@ export function openStore(options: OpenOptions): OpenedStore {
     corruption.salvage = salvageInto(corruption.damagedFile, db);
     // A restored database may miss records the cloud already has: a new epoch tells it so.
     const oldEpoch = Number(meta(db, 'epoch') ?? '0');
-    setMeta(db, 'epoch', String(oldEpoch + 1));
+    setMeta(db, 'epoch', String(Math.max(oldEpoch + 1, freshEpoch(now()))));
     db.prepare('INSERT INTO incidents (time, kind, detail) VALUES (?, ?, ?)').run(
       now(),
       'store.salvaged',
@@ -108,7 +117,7 @@ export function openStore(options: OpenOptions): OpenedStore {
     );
   }
   if (meta(db, 'hub_id') === undefined) setMeta(db, 'hub_id', randomUUID());
-  if (meta(db, 'epoch') === undefined) setMeta(db, 'epoch', '1');
+  if (meta(db, 'epoch') === undefined) setMeta(db, 'epoch', String(freshEpoch(now())));
 
   return {
     db,
