@@ -10,6 +10,7 @@ import type { HubConfig } from './config/schema.js';
 import { DeviceService } from './devices/device-service.js';
 import { EventBus } from './devices/event-bus.js';
 import { InventoryService } from './inventory/inventory-service.js';
+import { DemoReceiverService } from './simulation/demo-receiver.js';
 import { SimulationService } from './simulation/simulation-service.js';
 import { Health } from './lifecycle/health.js';
 import { Lifecycle, type Service } from './lifecycle/lifecycle.js';
@@ -106,6 +107,7 @@ export class Hub {
         },
       },
       new StoreMaintenance(() => this.store as Store, config.database, metrics, log),
+      ...(config.simulation.enabled && config.simulation.cloudReceiver ? [new DemoReceiverService(config, log.child({ service: 'demo-receiver' }))] : []),
       ...(config.simulation.enabled
         ? [
             new SimulationService({

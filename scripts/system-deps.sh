@@ -24,3 +24,9 @@ fi
 export DEBIAN_FRONTEND=noninteractive
 $sudo apt-get update -qq
 $sudo apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+# Debian starts mosquitto as a service on 1883 when it is installed under systemd; storehub only runs
+# it itself (tests, benchmarks) and the hub's own broker wants that port: stop and disable the service.
+if [[ " ${need[*]} " == *" mosquitto "* ]] && command -v systemctl >/dev/null 2>&1 && systemctl is-enabled --quiet mosquitto 2>/dev/null; then
+  $sudo systemctl disable --now mosquitto >/dev/null 2>&1 || true
+  echo "storehub: disabled the mosquitto service Debian started (the hub's broker uses port 1883)" >&2
+fi

@@ -95,8 +95,8 @@ t.test('the demo config loads with no problems and is filled with defaults', asy
     ],
   );
   t.same(c.cameras, []);
-  t.same(c.cloud, DEFAULT_CLOUD);
-  t.same(c.simulation, { enabled: true }, 'the demo store simulates its devices');
+  t.same(c.cloud, { ...DEFAULT_CLOUD, oms: { ...DEFAULT_CLOUD.oms, enabled: true, url: 'http://127.0.0.1:8081', token: 'demo-oms-token' } });
+  t.same(c.simulation, { enabled: true, cloudReceiver: true }, 'the demo store simulates its devices and its OMS');
 
   const fromFile = loadConfigFile(DEMO);
   t.equal(fromFile.config.dataDir, resolve(ROOT, 'data/demo-001'), 'dataDir resolved against config/');
@@ -132,7 +132,7 @@ t.test('a minimal file gets every section from defaults', async (t) => {
     cameras: [],
     cloud: DEFAULT_CLOUD,
     ops: { firmwareKeys: [], defaultJobTimeoutSeconds: 3600 },
-    simulation: { enabled: false },
+    simulation: { enabled: false, cloudReceiver: false },
   });
   t.same(
     parseConfigText(`${MINIMAL}devices:\n  - id: sh1\n    kind: smart-shelf\n    transport: {type: serial, path: /dev/ttyUSB0}\n`).loaded?.config.devices[0],

@@ -57,9 +57,12 @@ t.test('start: READY=1 over NOTIFY_SOCKET, SIGTERM stops cleanly with exit 0', a
 t.test('an unhandled error is logged as fatal and exits non-zero', async (t) => {
   const dir = t.testdir();
   const cfg = await writeConfig(dir);
-  // A preloaded module throws from a timer once the hub is up: an error nobody catches.
-  const crash = 'data:text/javascript,setTimeout(() => { throw new Error("boom from a timer") }, 1500)';
+  // A preloaded module throws from a timer once the hub is up (told by SIGUSR2, so a slow start on a
+  // busy machine cannot make it throw before the hub's handlers exist): an error nobody catches.
+  const crash = 'data:text/javascript,process.on("SIGUSR2", () => setTimeout(() => { throw new Error("boom from a timer") }, 10))';
   const hub = spawnHub(cfg.file, {}, ['--import', crash]);
+  await waitForHealthy(cfg.apiPort);
+  hub.child.kill('SIGUSR2');
   const { code } = await hub.exited;
   t.equal(code, 1);
   const fatal = hub.lines.map((l) => JSON.parse(l) as { level: number; msg: string; err?: { message: string } }).find((l) => l.level === 60);

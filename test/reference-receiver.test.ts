@@ -509,7 +509,8 @@ t.test('MQTT consumer against mosquitto', async (t) => {
   const applied = new Promise<BatchEvent>((resolve) => consumer.once('batch', resolve));
   await consumer.start();
   t.same((await applied).result, { epoch: 1, appliedThrough: 4, applied: 1, duplicates: 0, gap: false }, 'queued batch delivered after the restart');
-  await until('the ack after the restart', () => hub.acks.length === 4);
+  await until('the ack after the restart', () => hub.acks.length === 5);
+  await until('the retained birth after the restart', () => consumer.status(HUB) !== undefined);
   t.equal(quantity(store), 16);
   t.equal(consumer.status(HUB)?.retained, true, 'the birth came back retained on resubscribe');
 

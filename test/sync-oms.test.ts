@@ -5,10 +5,12 @@
  */
 import { readFileSync } from 'node:fs';
 import t from 'tap';
-import type { Hub } from '../hub/hub.js';
 import { ReceiverHttpServer } from '../reference-receiver/http-server.js';
 import { LedgerStore } from '../reference-receiver/ledger-store.js';
-import { type Harness, metricValue, startHub } from './helpers/hub-harness.js';
+import { Hub } from '../hub/hub.js';
+import { createLogger } from '../hub/observability/logger.js';
+import { type Harness, metricValue, startHub, testConfig } from './helpers/hub-harness.js';
+import { freePort } from './helpers/hub-process.js';
 import { until } from './helpers/sync.js';
 import { makeCertificates } from './helpers/tls-certs.js';
 
@@ -105,4 +107,28 @@ t.test('a receiver that already has records (rebuilt hub, same epoch) is asked f
   t.strictSame(h.hub.sync?.status().find((s) => s.stream === 'ledger')?.sinks[0]?.ackedSeq, 60);
   await new Promise((res) => setTimeout(res, 300));
   t.ok(r.server.stats().requests - before <= 1, 'only the cursor question was asked');
+});
+
+t.test('the demo runs the reference receiver in process at cloud.oms.url, and only on loopback', async (t) => {
+  const port = await freePort();
+  const h = await startHub(t.testdir(), {
+    hubId: 'hub-demo',
+    simulation: { enabled: true, cloudReceiver: true },
+    cloud: { oms: { enabled: true, url: `http://127.0.0.1:${port}`, token: 'demo' } },
+  } as never);
+  t.teardown(() => h.stop());
+  produce(h.hub, 30);
+  await until('acked by the in-process receiver', () => h.hub.sync?.status().find((s) => s.stream === 'ledger')?.sinks[0]?.ackedSeq === 30);
+  const res = await fetch(`http://127.0.0.1:${port}/v1/stats`, { headers: { authorization: 'Bearer demo' } });
+  t.match(await res.json(), { applied: 30 });
+
+  const remote = new Hub(
+    testConfig(`${t.testdir()}-remote`, {
+      simulation: { enabled: true, cloudReceiver: true },
+      cloud: { oms: { enabled: true, url: 'https://oms.example.com' } },
+    } as never),
+    { log: createLogger({ level: 'fatal', pretty: false }) },
+  );
+  await t.rejects(remote.start(), /loopback/, 'a remote URL is refused');
+  await remote.stop();
 });

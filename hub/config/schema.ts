@@ -222,6 +222,10 @@ export const ConfigSchema = Type.Object(
           default: false,
           description: 'start a simulator for every device whose class has one (the demo store); never on a real store',
         }),
+        cloudReceiver: Type.Boolean({
+          default: false,
+          description: 'with simulation on: run the reference OMS receiver in process at cloud.oms.url (loopback http) so the demo syncs',
+        }),
       },
       'simulated devices speaking the real protocols',
     ),
