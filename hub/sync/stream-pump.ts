@@ -121,6 +121,8 @@ export class StreamPump {
   onAck(answer: AckAnswer): void {
     const { epoch, appliedThrough } = answer;
     if (!Number.isInteger(epoch) || !Number.isInteger(appliedThrough) || appliedThrough < 0) return;
+    // Older than what this sink already acknowledged (a late ack, a duplicate's answer): nothing to learn.
+    if (epoch < this.acked.epoch || (epoch === this.acked.epoch && appliedThrough < this.acked.seq)) return;
     const newly = this.o.outbox.ack(this.o.transport.sink, this.o.stream, epoch, appliedThrough);
     if (epoch > this.acked.epoch || (epoch === this.acked.epoch && appliedThrough > this.acked.seq)) this.acked = { epoch, seq: appliedThrough };
     const done = this.inflight.filter((b) => b.epoch < epoch || (b.epoch === epoch && b.last <= appliedThrough));
