@@ -219,6 +219,17 @@ t.test('failures at or under the threshold let the rollout go on; the job still 
   t.ok(commander.sent('d').includes('firmware.update'), 'the second wave ran');
 });
 
+t.test('an image that boots and answers status but leaves the device degraded is rolled back', async (t) => {
+  const commander = new FakeCommander({ a: { firmware: '1.0.0', degradedAfterUpdate: 'lane 1 reports data not ok' } });
+  const rig = await openOps(t, t.testdir(), { commander, firmwareKeys: [HQ.publicKeyBase64] });
+  const job = rig.service.submit(firmwareJob({ targets: ['a'], healthCheckTimeoutSeconds: 0 }), 'api');
+  const done = await waitForStatus(rig.service, job.id, 'SUCCEEDED', 'FAILED');
+  t.equal(done.status, 'FAILED');
+  t.match(done.executions[0]?.reason, /health check failed: the device is degraded: lane 1 reports data not ok/);
+  t.ok(commander.sent('a').includes('firmware.rollback'), 'rolled back');
+  t.equal(commander.firmwareVersion('a'), '1.0.0');
+});
+
 t.test('a target already healthy on the version is not flashed again', async (t) => {
   const commander = new FakeCommander({ a: { firmware: '2.0.0' } });
   const rig = await openOps(t, t.testdir(), { commander, firmwareKeys: [HQ.publicKeyBase64] });

@@ -148,11 +148,22 @@ t.test('validate: one line per problem, naming the option', async (t) => {
   ]);
   t.match(rfidReaderFactory.validate(device({ ...IMPINJ, topics: { ...IMPINJ.topics, management: 'm' } })), [/Zebra readers only/]);
   t.match(rfidReaderFactory.validate(device({ ...IMPINJ, statusMessages: { lost: 3 } })), [/statusMessages\.lost must be a string/]);
+  t.match(rfidReaderFactory.validate(device({ ...IMPINJ, topics: { ...IMPINJ.topics, commands: 'impinj/{id}/mgmt/+' } })), [
+    /options\.topics\.commands must be a topic, not a filter/,
+  ]);
+  t.match(rfidReaderFactory.validate(device({ ...IMPINJ, topics: { ...IMPINJ.topics, commands: 'x/{id}', responses: 'x/{id}' } })), [
+    /commands and options\.topics\.responses must differ/,
+  ]);
+  t.match(rfidReaderFactory.validate(device({ ...IMPINJ, firmware: { chunkBytes: 10, colour: 1 } })), [
+    /options\.firmware\.chunkBytes must be an integer 256\.\.131072/,
+    /options\.firmware\.colour is not a known option/,
+  ]);
 });
 
 t.test('topics get the device id; zones come from the antenna map', async (t) => {
   const device = { id: 'rdr-9', kind: 'rfid-reader', options: ZEBRA };
-  t.same(readerTopics(device), ['zebra/rdr-9/data', 'zebra/rdr-9/status', 'zebra/rdr-9/events']);
+  // the management pair (firmware, get_version) defaults to Zebra's sample layout under the vendor prefix
+  t.same(readerTopics(device), ['zebra/rdr-9/data', 'zebra/rdr-9/status', 'zebra/rdr-9/events', 'zebra/rdr-9/mgmt/cmd', 'zebra/rdr-9/mgmt/res']);
   t.same(
     [...antennaZones(device)],
     [
@@ -175,7 +186,7 @@ t.test('start() refuses invalid options; stop() is idempotent and unsubscribes',
   const driver = rfidReaderFactory.create(c.ctx);
   await t.rejects(driver.start(aborted.signal));
   await driver.start(new AbortController().signal);
-  t.equal(transport.subs.size, 2, 'events and status');
+  t.equal(transport.subs.size, 3, 'events, status and management responses');
   await driver.stop();
   await driver.stop();
   t.equal(transport.subs.size, 0);

@@ -15,7 +15,7 @@ export const rfidReaderFactory: DriverFactory<MqttTransport> = {
 
 export default rfidReaderFactory;
 
-export { antennaZones, readerTopics, type RfidReaderOptions, validateRfidReader } from './options.js';
+export { antennaZones, readerTopics, resolveOptions, type RfidReaderOptions, validateRfidReader } from './options.js';
 export { RfidReaderDriver } from './reader-driver.js';
 export { NdjsonSplitter, parseImpinjEvent, parseImpinjPayload, parseImpinjStatus, type ImpinjEvent } from './impinj.js';
 export { ConcatenatedJsonSplitter, parseZebraEvent, parseZebraPayload, parseZebraStatus, type ZebraEvent } from './zebra.js';

@@ -18,7 +18,13 @@ export interface RfidReaderOptions {
     status?: string;
     /** Zebra only: the management-events topic (heartbeats, errors, warnings). */
     management?: string;
+    /** Management interface, commands from the hub (firmware, get_version). Default `<vendor>/{id}/mgmt/cmd`. */
+    commands?: string;
+    /** Management interface, the reader's responses. Default `<vendor>/{id}/mgmt/res`. */
+    responses?: string;
   };
+  /** Firmware transfer over the management interface; see README.md. */
+  firmware?: Partial<ReaderFirmwareOptions>;
   /** Antenna port (as a string key, JSON style) to zone name. Reads from other ports are rejected. */
   antennas: Record<string, string>;
   /** Raw reads per second above which the reader counts as flooding (health degraded). Default 5000. */
@@ -29,6 +35,20 @@ export interface RfidReaderOptions {
   statusMessages?: Partial<ImpinjStatusMessages>;
 }
 
+export interface ReaderFirmwareOptions {
+  /** Image bytes per chunk message (base64 in JSON: about 4/3 of this on the wire). */
+  chunkBytes: number;
+  /** How long the reader may take to answer one management command. */
+  ackTimeoutMs: number;
+  /** Extra attempts for a command that went unanswered (a chunk is sent again at the same offset). */
+  retries: number;
+  /** How long the reader may take to reboot into the new image and answer again. */
+  rebootTimeoutMs: number;
+}
+
+/** Fixed readers take minutes to flash and reboot (Linux inside); 16 KiB keeps a message far below broker limits. */
+export const FIRMWARE_DEFAULTS: ReaderFirmwareOptions = { chunkBytes: 16 * 1024, ackTimeoutMs: 10_000, retries: 3, rebootTimeoutMs: 300_000 };
+
 export const DEFAULT_MAX_READS_PER_SECOND = 5000;
 export const DEFAULT_OVERFLOW_HOLD_MS = 60_000;
 
@@ -37,6 +57,9 @@ export interface ResolvedOptions {
   events: string;
   status: string | undefined;
   management: string | undefined;
+  commands: string;
+  responses: string;
+  firmware: ReaderFirmwareOptions;
   zones: Map<number, string>;
   maxReadsPerSecond: number;
   overflowHoldMs: number;
@@ -101,6 +124,38 @@ export function resolveOptions(device: DriverDevice): { problems: string[]; opti
       problems.push(`options.topics.${key} (${value}) is also matched by options.topics.events (${events}); give them separate topics`);
     }
   }
+  // the management pair defaults to Zebra's sample layout under the vendor's prefix, beside the other topics
+  const prefix = vendor === 'impinj' || vendor === 'zebra' ? vendor : 'reader';
+  const commands = topic('commands', false) ?? `${prefix}/${device.id}/mgmt/cmd`;
+  const responses = topic('responses', false) ?? `${prefix}/${device.id}/mgmt/res`;
+  for (const [key, value] of [
+    ['commands', commands],
+    ['responses', responses],
+  ] as const) {
+    // the hub publishes commands to one topic and the reader answers on one: filters make no sense here
+    if (value.includes('+') || value.includes('#')) problems.push(`options.topics.${key} must be a topic, not a filter with '+' or '#'`);
+    else if ([events, status, management].includes(value)) problems.push(`options.topics.${key} (${value}) must differ from the other topics`);
+  }
+  if (commands === responses) problems.push(`options.topics.commands and options.topics.responses must differ (both ${commands})`);
+  const firmware = { ...FIRMWARE_DEFAULTS };
+  if (o.firmware !== undefined) {
+    if (!isRecord(o.firmware)) problems.push('options.firmware must be an object');
+    else {
+      const limits: Record<keyof ReaderFirmwareOptions, [number, number]> = {
+        chunkBytes: [256, 128 * 1024],
+        ackTimeoutMs: [50, 600_000],
+        retries: [0, 10],
+        rebootTimeoutMs: [100, 3_600_000],
+      };
+      for (const [key, raw] of Object.entries(o.firmware)) {
+        const range = (limits as Record<string, [number, number] | undefined>)[key];
+        if (!range) problems.push(`options.firmware.${key} is not a known option`);
+        else if (typeof raw !== 'number' || !Number.isInteger(raw) || raw < range[0] || raw > range[1])
+          problems.push(`options.firmware.${key} must be an integer ${range[0]}..${range[1]}`);
+        else firmware[key as keyof ReaderFirmwareOptions] = raw;
+      }
+    }
+  }
 
   const zones = new Map<number, string>();
   if (!isRecord(o.antennas) || Object.keys(o.antennas).length === 0) {
@@ -138,13 +193,25 @@ export function resolveOptions(device: DriverDevice): { problems: string[]; opti
       }
     }
   }
-  const known = new Set(['vendor', 'topics', 'antennas', 'maxReadsPerSecond', 'overflowHoldMs', 'statusMessages']);
+  const known = new Set(['vendor', 'topics', 'antennas', 'maxReadsPerSecond', 'overflowHoldMs', 'statusMessages', 'firmware']);
   for (const key of Object.keys(o)) if (!known.has(key)) problems.push(`options.${key} is not a known option`);
 
   if (problems.length > 0 || !events) return { problems };
   return {
     problems,
-    options: { vendor: vendor as ReaderVendor, events, status, management, zones, maxReadsPerSecond, overflowHoldMs, statusMessages },
+    options: {
+      vendor: vendor as ReaderVendor,
+      events,
+      status,
+      management,
+      commands,
+      responses,
+      firmware,
+      zones,
+      maxReadsPerSecond,
+      overflowHoldMs,
+      statusMessages,
+    },
   };
 }
 
@@ -158,8 +225,11 @@ export function antennaZones(device: DriverDevice): Map<number, string> {
   return resolveOptions(device).options?.zones ?? new Map();
 }
 
-/** The topic filters a device's broker credential must cover, with `{id}` replaced. */
+/**
+ * The topic filters a device's broker credential must cover, with `{id}` replaced: what the reader
+ * publishes, plus the management command topic it subscribes to (the ACL governs both).
+ */
 export function readerTopics(device: DriverDevice): string[] {
   const o = resolveOptions(device).options;
-  return o ? [o.events, o.status, o.management].filter((t): t is string => t !== undefined) : [];
+  return o ? [o.events, o.status, o.management, o.commands, o.responses].filter((t): t is string => t !== undefined) : [];
 }

@@ -6,11 +6,15 @@
  *
  * Bad input is counted through ctx.reject and dropped, one event at a time; nothing here throws into
  * the broker. Reads from antennas the config does not map to a zone are counted and dropped.
+ *
+ * Through the reader's management interface (a command and a response topic) it asks the reader's
+ * firmware version after each birth message, and runs firmware updates and rollbacks (firmware-update.ts).
  */
 import type { CommandResult, DeviceCommand, DeviceHealth, Driver, DriverContext, MqttTransport, RejectReason, Unsubscribe } from '../../hub/sdk/index.js';
 import { type ImpinjEvent, parseImpinjPayload, parseImpinjStatus } from './impinj.js';
 import { type ResolvedOptions, resolveOptions } from './options.js';
 import type { ConnectionState, ParseResult } from './payload.js';
+import { ReaderMaintenance } from './reader-maintenance.js';
 import { parseZebraPayload, parseZebraStatus, type ZebraEvent } from './zebra.js';
 
 export class RfidReaderDriver implements Driver {
@@ -28,6 +32,8 @@ export class RfidReaderDriver implements Driver {
   private overflowReason = '';
   private readonly lostAntennas = new Map<number, string>();
   private lastHealth = '';
+  /** Management interface, firmware version and firmware operations (reader-maintenance.ts). */
+  private maintenance: ReaderMaintenance | undefined;
 
   /** Counters for the `status` command and tests. */
   readonly counters = { messages: 0, reads: 0, rejected: 0 };
@@ -45,9 +51,39 @@ export class RfidReaderDriver implements Driver {
     const { transport } = this.ctx;
     const o = this.options;
     this.windowStart = this.ctx.now();
-    this.subscriptions.push(transport.subscribe(o.events, (topic, payload) => this.guard(topic, () => this.onEvents(payload))));
-    if (o.management) this.subscriptions.push(transport.subscribe(o.management, (topic, payload) => this.guard(topic, () => this.onEvents(payload))));
-    if (o.status) this.subscriptions.push(transport.subscribe(o.status, (topic, payload) => this.guard(topic, () => this.onStatus(payload))));
+    this.maintenance = new ReaderMaintenance(
+      this.ctx,
+      o,
+      () => (this.connection === 'offline' ? this.offlineReason : undefined),
+      () => this.updateHealth(),
+      (reason, detail) => this.reject(reason, detail),
+    );
+    // a wide events filter (`impinj/{id}/#`) also matches the management topics: those are not events
+    const own = (topic: string) => topic === o.commands || topic === o.responses;
+    const on = (handle: (payload: Buffer) => void) => (topic: string, payload: Buffer) => {
+      if (!own(topic)) this.guard(topic, () => handle(payload));
+    };
+    this.subscriptions.push(
+      transport.subscribe(
+        o.events,
+        on((p) => this.onEvents(p)),
+      ),
+    );
+    if (o.management)
+      this.subscriptions.push(
+        transport.subscribe(
+          o.management,
+          on((p) => this.onEvents(p)),
+        ),
+      );
+    if (o.status)
+      this.subscriptions.push(
+        transport.subscribe(
+          o.status,
+          on((p) => this.onStatus(p)),
+        ),
+      );
+    this.subscriptions.push(this.maintenance.subscribe((topic, work) => this.guard(topic, work)));
     // Clears flooding and overflow when a reader goes quiet (no read would roll the window then).
     this.timer = setInterval(() => this.housekeeping(), 1000);
     this.timer.unref?.();
@@ -58,17 +94,27 @@ export class RfidReaderDriver implements Driver {
     for (const unsubscribe of this.subscriptions.splice(0)) unsubscribe();
     if (this.timer) clearInterval(this.timer);
     this.timer = undefined;
+    this.maintenance?.stop();
   }
 
   async execute(command: DeviceCommand): Promise<CommandResult> {
     if (command.name === 'status') {
       return {
         ok: true,
-        data: { ...this.counters, connection: this.connection, flooding: this.flooding !== undefined, lostAntennas: [...this.lostAntennas.keys()] },
+        data: {
+          ...this.counters,
+          connection: this.connection,
+          flooding: this.flooding !== undefined,
+          lostAntennas: [...this.lostAntennas.keys()],
+          health: this.health(),
+          firmware: this.maintenance?.status(),
+        },
       };
     }
+    const maintenance = this.maintenance?.execute(command);
+    if (maintenance !== undefined) return maintenance;
     // Starting and stopping inventory is the reader's REST API (Impinj) or control endpoint (Zebra): not yet driven.
-    return { ok: false, detail: `rfid-reader does not support the command ${command.name}` };
+    return { ok: false, detail: `rfid-reader does not support the command ${command.name} (status, firmware.update, firmware.rollback)` };
   }
 
   private guard(topic: string, work: () => void): void {
@@ -228,9 +274,12 @@ export class RfidReaderDriver implements Driver {
     if (result.value === 'connected') {
       this.ctx.seen();
       this.connection = 'online';
+      this.maintenance?.birth(text);
     } else {
       this.connection = 'offline';
       this.offlineReason = result.value === 'lost' ? 'connection lost (reader will message)' : 'reader disconnected';
+      // whatever waits for an answer will not get one from this session
+      this.maintenance?.offline(this.offlineReason);
     }
     this.condition(now, 'reader_connection', { state: result.value });
     this.updateHealth();
@@ -251,6 +300,7 @@ export class RfidReaderDriver implements Driver {
   private health(): DeviceHealth {
     if (this.connection === 'offline') return { availability: 'offline', reason: this.offlineReason };
     const reasons: string[] = [];
+    if (this.maintenance?.operation) reasons.push(`firmware ${this.maintenance.operation} in progress`);
     if (this.flooding) reasons.push(this.flooding);
     if (this.overflowUntil !== 0) reasons.push(this.overflowReason);
     reasons.push(...this.lostAntennas.values());

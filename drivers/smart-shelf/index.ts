@@ -4,6 +4,7 @@
  * driver without I/O. The protocol, the register maps and the options are described in README.md.
  */
 import type { DriverDevice, DriverFactory, SerialTransport } from '../../hub/sdk/index.js';
+import type { ShelfFirmwareOptions } from './firmware-update.js';
 import { findModel, SHELF_MODELS, validateLaneNumbers, type ShelfModel, type WordOrder } from './register-map.js';
 import { ShelfDriver } from './shelf-driver.js';
 
@@ -35,6 +36,7 @@ export interface ShelfOptions {
   itemTolerance: number;
   /** Polls in a row without any answer before the shelf is offline. */
   offlineAfterPolls: number;
+  firmware: ShelfFirmwareOptions;
 }
 
 export const DEFAULTS = {
@@ -47,7 +49,11 @@ export const DEFAULTS = {
   offlineAfterPolls: 3,
 } as const;
 
-const TOP_KEYS = ['unitId', 'model', 'wordOrder', 'baudRate', 'lanes', ...Object.keys(DEFAULTS)];
+/** A controller reboots in a few seconds; 30 s leaves room for one that checks its flash first. */
+export const FIRMWARE_DEFAULTS: ShelfFirmwareOptions = { chunkRetries: 3, rebootTimeoutMs: 30_000 };
+
+const TOP_KEYS = ['unitId', 'model', 'wordOrder', 'baudRate', 'lanes', 'firmware', ...Object.keys(DEFAULTS)];
+const FIRMWARE_KEYS = Object.keys(FIRMWARE_DEFAULTS);
 const LANE_KEYS = ['lane', 'sku', 'unitWeightGrams', 'tareGrams', 'lowStock', 'lowStockClear'];
 
 type Check = (v: unknown) => boolean;
@@ -88,6 +94,16 @@ export function validateOptions(options: Record<string, unknown>): string[] {
   check(p, options, 'options.', 'stableToleranceGrams', num(0, 1e6, true), 'a number of grams > 0');
   check(p, options, 'options.', 'itemTolerance', num(0, 0.5, true), 'a fraction of the unit weight, > 0 and <= 0.5');
   check(p, options, 'options.', 'offlineAfterPolls', int(1, 1000), 'an integer 1..1000');
+  const fw = options.firmware;
+  if (fw !== undefined) {
+    if (typeof fw !== 'object' || fw === null || Array.isArray(fw)) p.push('options.firmware must be an object');
+    else {
+      const f = fw as Record<string, unknown>;
+      unknownKeys(p, f, 'options.firmware.', FIRMWARE_KEYS);
+      check(p, f, 'options.firmware.', 'chunkRetries', int(0, 10), 'an integer 0..10');
+      check(p, f, 'options.firmware.', 'rebootTimeoutMs', int(100, 3_600_000), 'an integer 100..3600000');
+    }
+  }
   const lanes = options.lanes;
   if (!Array.isArray(lanes) || lanes.length === 0) {
     p.push('options.lanes is required (a non-empty list of lanes)');
@@ -122,7 +138,12 @@ export function validateOptions(options: Record<string, unknown>): string[] {
 
 /** The shape validateOptions() guarantees, before defaults. */
 type RawLane = Omit<LaneOptions, 'tareGrams'> & { tareGrams?: number };
-type RawOptions = Partial<Omit<ShelfOptions, 'model' | 'lanes'>> & { unitId: number; model: string; lanes: RawLane[] };
+type RawOptions = Partial<Omit<ShelfOptions, 'model' | 'lanes' | 'firmware'>> & {
+  unitId: number;
+  model: string;
+  lanes: RawLane[];
+  firmware?: Partial<ShelfFirmwareOptions>;
+};
 
 /** Options with defaults filled in; call only on options that validateOptions() accepted. */
 export function parseOptions(options: Record<string, unknown>): ShelfOptions {
@@ -151,6 +172,7 @@ export function parseOptions(options: Record<string, unknown>): ShelfOptions {
     stableToleranceGrams: o.stableToleranceGrams ?? DEFAULTS.stableToleranceGrams,
     itemTolerance: o.itemTolerance ?? DEFAULTS.itemTolerance,
     offlineAfterPolls: o.offlineAfterPolls ?? DEFAULTS.offlineAfterPolls,
+    firmware: { ...FIRMWARE_DEFAULTS, ...o.firmware },
   };
 }
 

@@ -88,14 +88,18 @@ export class ModbusMaster {
     for (const wake of this.wakeups) wake();
   }
 
-  /** Queues one request; resolves with the decoded answer or rejects with a ModbusError. */
-  request(req: ModbusRequest): Promise<ModbusResponse> {
-    const run = this.tail.then(() => this.run(req));
+  /**
+   * Queues one request; resolves with the decoded answer or rejects with a ModbusError. `retries`
+   * overrides the line's setting for this request (a firmware chunk is worth more attempts than a poll
+   * that is repeated anyway; a probe of a rebooting device is worth none).
+   */
+  request(req: ModbusRequest, retries = this.options.retries): Promise<ModbusResponse> {
+    const run = this.tail.then(() => this.run(req, retries));
     this.tail = run.catch(() => undefined);
     return run;
   }
 
-  private async run(req: ModbusRequest): Promise<ModbusResponse> {
+  private async run(req: ModbusRequest, retries: number): Promise<ModbusResponse> {
     // SL §2.1: nobody answers a broadcast; this master only ever talks to one unit at a time
     if (req.unit === 0) throw new RangeError('broadcast (unit 0) is not supported by this master');
     this.counters.requests++;
@@ -103,7 +107,7 @@ export class ModbusMaster {
     // the answer's own wire time is added, so a long read at a low baud rate is not cut short
     const waitMs = this.options.timeoutMs + frameTimeMs(adu.length + expectedResponseLength(req), this.options.baudRate);
     let last: ModbusError = new ModbusError('timeout', 'no attempt made');
-    for (let attempt = 0; attempt <= this.options.retries; attempt++) {
+    for (let attempt = 0; attempt <= retries; attempt++) {
       if (this.closed) throw new ModbusError('closed', 'the master is closed');
       await this.quietGap();
       this.flushStray();

@@ -32,6 +32,8 @@ export interface ShelfModel {
   readonly statusBits: { readonly motion: number; readonly overCapacity: number; readonly dataOk: number };
   /** Commands are single-register writes (FC 6, AP §6.6) to a per-lane holding register. */
   readonly command: { readonly base: number; readonly stride: number; readonly tare: number; readonly zero: number };
+  /** Where the vendor's firmware area starts (holding registers); its layout is firmware-area.ts. */
+  readonly firmware: { readonly base: number };
 }
 
 export const SHELF_MODELS: Readonly<Record<string, ShelfModel>> = {
@@ -48,6 +50,7 @@ export const SHELF_MODELS: Readonly<Record<string, ShelfModel>> = {
     wordOrder: 'high-first',
     statusBits: { motion: 0, overCapacity: 1, dataOk: 2 },
     command: { base: 0x0003, stride: 4, tare: 1, zero: 2 },
+    firmware: { base: 0x0100 },
   },
   'ws-4lane-float32': {
     name: 'ws-4lane-float32',
@@ -62,6 +65,8 @@ export const SHELF_MODELS: Readonly<Record<string, ShelfModel>> = {
     wordOrder: 'high-first',
     statusBits: { dataOk: 0, motion: 1, overCapacity: 4 },
     command: { base: 0x0100, stride: 1, tare: 1, zero: 2 },
+    // 0x0100.. holds the lane commands on this model, so its firmware area sits higher
+    firmware: { base: 0x0200 },
   },
 };
 

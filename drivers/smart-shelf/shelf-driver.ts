@@ -1,6 +1,7 @@
 /**
  * The smart-shelf driver: polls every configured lane of one Modbus RTU shelf controller, turns weights
- * into stable readings and counts, and reports them as events, conditions and device health.
+ * into stable readings and counts, and reports them as events, conditions and device health. Firmware
+ * updates and rollbacks (firmware-update.ts) pause the polling while they hold the bus.
  *
  * Nothing here throws out of the polling loop: a bad frame is counted (ctx.reject), a silent shelf goes
  * offline and comes back, and only a vanished serial line (an unplugged adapter) is a failure (ctx.fail)
@@ -8,6 +9,8 @@
  */
 import type { CommandResult, DeviceCommand, DeviceHealth, Driver, DriverContext, SerialTransport, Unsubscribe } from '../../hub/sdk/index.js';
 import type { LaneOptions, ShelfOptions } from './index.js';
+import { type FirmwareStatus, versionProblem } from './firmware-area.js';
+import { ShelfFirmware } from './firmware-update.js';
 import { ModbusMaster } from './modbus-master.js';
 import { isModbusError } from './modbus-rtu.js';
 import { commandRequest, decodeLane, readRequest, type LaneReading, type ShelfCommand } from './register-map.js';
@@ -38,6 +41,12 @@ export class ShelfDriver implements Driver {
   private wake: (() => void) | undefined;
   private readonly outcomes: PollOutcome[] = [];
   private health: DeviceHealth | undefined;
+  private firmware: ShelfFirmware | undefined;
+  /** Set while a firmware operation holds the bus; the poll loop waits for it. */
+  private maintenance: { name: string; done: Promise<void> } | undefined;
+  private firmwareStatus: FirmwareStatus | undefined;
+  /** Read the firmware status before the next poll: at start, and whenever the shelf comes back. */
+  private firmwareStale = true;
 
   constructor(
     private readonly ctx: DriverContext<SerialTransport>,
@@ -65,6 +74,8 @@ export class ShelfDriver implements Driver {
       this.ctx.reject(reason, detail),
     );
     this.master.attach();
+    this.firmware = new ShelfFirmware(this.master, this.opts.model, this.opts.unitId, this.opts.firmware, this.ctx.log);
+    this.firmwareStale = true;
     this.ctx.setInfo({ model: this.opts.model.name });
     this.running = true;
     signal.addEventListener('abort', () => void this.stop(), { once: true });
@@ -84,14 +95,20 @@ export class ShelfDriver implements Driver {
     this.offClose?.();
     this.offClose = undefined;
     await this.loop;
+    await this.maintenance?.done;
     this.loop = undefined;
     this.master = undefined;
+    this.firmware = undefined;
     await this.ctx.transport.close().catch((err: Error) => this.ctx.log.warn({ err: err.message }, 'closing the serial line failed'));
   }
 
   async execute(command: DeviceCommand): Promise<CommandResult> {
     if (command.name === 'status') return { ok: true, data: this.status() };
-    if (command.name !== 'tare' && command.name !== 'zero') return { ok: false, detail: `unknown command ${command.name} (tare, zero, status)` };
+    if (command.name === 'firmware.update') return this.firmwareUpdate(command.args);
+    if (command.name === 'firmware.rollback') return this.maintain('rollback', (fw) => fw.rollback((s) => this.noteFirmware(s)));
+    if (command.name !== 'tare' && command.name !== 'zero')
+      return { ok: false, detail: `unknown command ${command.name} (tare, zero, status, firmware.update, firmware.rollback)` };
+    if (this.maintenance) return { ok: false, detail: `the shelf is busy with a firmware ${this.maintenance.name}` };
     const lane = this.lanes.find((l) => l.cfg.lane === command.args?.lane);
     if (lane === undefined) return { ok: false, detail: `args.lane must be one of ${this.lanes.map((l) => l.cfg.lane).join(', ')}` };
     const master = this.master;
@@ -107,19 +124,79 @@ export class ShelfDriver implements Driver {
     return { ok: true, detail: `${command.name} sent to lane ${lane.cfg.lane}` };
   }
 
-  /** A snapshot of every lane: last reading, stable weight and count. No bus traffic. */
-  status(): { lanes: Record<string, unknown>[]; counters: Record<string, number> | undefined; health: DeviceHealth | undefined } {
+  /** A snapshot of every lane (last reading, stable weight and count), health and firmware. No bus traffic. */
+  status(): {
+    lanes: Record<string, unknown>[];
+    counters: Record<string, number> | undefined;
+    health: DeviceHealth | undefined;
+    firmware: { version: string; previous: string; slot: string; operation: string | undefined } | undefined;
+  } {
+    const fw = this.firmwareStatus;
     return {
       lanes: this.lanes.map((l) => ({ lane: l.cfg.lane, sku: l.cfg.sku, reading: l.reading, stableGrams: l.stableGrams, count: l.count })),
       counters: this.master ? { ...this.master.counters } : undefined,
       health: this.health,
+      firmware: fw && { version: fw.version, previous: fw.standby, slot: fw.slot, operation: this.maintenance?.name },
     };
+  }
+
+  private firmwareUpdate(args: Record<string, unknown> | undefined): Promise<CommandResult> | CommandResult {
+    const image = args?.image;
+    if (!(image instanceof Uint8Array) || image.length === 0) return { ok: false, detail: 'args.image must be a non-empty Buffer holding the firmware image' };
+    const problem = versionProblem(args?.version);
+    if (problem) return { ok: false, detail: problem };
+    const version = args?.version as string;
+    return this.maintain('update', (fw) => fw.update(image, version, (s) => this.noteFirmware(s)));
+  }
+
+  /**
+   * Runs a firmware operation with the bus to itself: the poll loop waits (a poll in flight finishes
+   * first, the master's queue sees to that), health says why the shelf is not polled, and afterwards
+   * the probes of a rebooting shelf do not count as unanswered polls.
+   */
+  private async maintain(name: string, work: (fw: ShelfFirmware) => Promise<CommandResult>): Promise<CommandResult> {
+    const fw = this.firmware;
+    if (!this.running || fw === undefined) return { ok: false, detail: 'the driver is not running' };
+    if (this.maintenance) return { ok: false, detail: `a firmware ${this.maintenance.name} is already in progress` };
+    let finish = () => {};
+    this.maintenance = { name, done: new Promise<void>((resolve) => (finish = resolve)) };
+    this.health = { availability: 'degraded', reason: `firmware ${name} in progress; polling paused` };
+    this.ctx.setHealth(this.health);
+    try {
+      return await work(fw);
+    } finally {
+      this.maintenance = undefined;
+      this.outcomes.length = 0;
+      // a rebooted controller's readings start over: no stability window spans the gap
+      for (const lane of this.lanes) lane.window = [];
+      finish();
+    }
+  }
+
+  private noteFirmware(status: FirmwareStatus): void {
+    this.firmwareStatus = status;
+    if (status.version !== '') this.ctx.setInfo({ firmware: status.version });
+  }
+
+  /** Best effort: a controller without a firmware area answers with an exception, and is not asked again. */
+  private async refreshFirmware(): Promise<void> {
+    this.firmwareStale = false;
+    try {
+      this.noteFirmware(await (this.firmware as ShelfFirmware).readStatus());
+    } catch (err) {
+      this.ctx.log.debug({ err: (err as Error).message }, 'firmware status not read');
+    }
   }
 
   private async pollLoop(): Promise<void> {
     while (this.running) {
+      if (this.maintenance) {
+        await this.maintenance.done;
+        continue;
+      }
       const began = performance.now();
       try {
+        if (this.firmwareStale) await this.refreshFirmware();
         await this.pollOnce();
       } catch (err) {
         // a bug in our own code must not kill polling: log it and carry on with the next cycle
@@ -248,6 +325,8 @@ export class ShelfDriver implements Driver {
   }
 
   private updateHealth(): void {
+    // a firmware operation owns the health until it ends
+    if (this.maintenance) return;
     const recent = this.outcomes.slice(-this.opts.offlineAfterPolls);
     let next: DeviceHealth;
     if (recent.length === this.opts.offlineAfterPolls && recent.every((o) => o.answered === 'silent')) {
@@ -268,6 +347,8 @@ export class ShelfDriver implements Driver {
       next = problems.length > 0 ? { availability: 'degraded', reason: problems.join('; ') } : { availability: 'online' };
     }
     if (this.health?.availability === next.availability && this.health.reason === next.reason) return;
+    // back from offline: it may have been power-cycled or re-flashed by hand, so ask what it runs
+    if (this.health?.availability === 'offline') this.firmwareStale = true;
     this.health = next;
     this.ctx.setHealth(next);
   }

@@ -8,11 +8,15 @@
  * - a reader-side buffer: when the broker pushes back and the socket backlog passes `maxBacklogBytes`,
  *   reads are dropped and an Impinj reader reports them in an overflowEvent, as the real one does;
  * - faults on demand: overflow events, antennas lost and back, malformed payloads, a power cut
- *   (`kill()`: the socket dies without DISCONNECT, so the broker publishes the will), a clean stop.
+ *   (`kill()`: the socket dies without DISCONNECT, so the broker publishes the will), a clean stop;
+ * - a management interface (command and response topics) that takes firmware into A/B slots, verifies
+ *   it, reboots (disconnects, boots for `bootMs`, reconnects with a new birth message) and rolls back
+ *   (management-agent.ts); an image that boots unhealthy loses every antenna.
  *
  * It shares no code with the hub's driver (drivers/rfid-reader): formats come from wire-formats.ts.
  */
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
+import { type AgentOutcome, ManagementAgent } from './management-agent.js';
 import { encodeSgtin96 } from './sgtin-encoder.js';
 import {
   batch,
@@ -44,6 +48,20 @@ export interface RfidReaderSimulatorOptions {
     status?: string;
     /** Zebra management events (heartbeats). */
     management?: string;
+    /** Management interface: commands the reader takes (it subscribes). Without it, no management interface. */
+    commands?: string;
+    /** Management interface: where the reader answers. */
+    responses?: string;
+  };
+  firmware?: {
+    /** The version it runs from the factory. Default 8.0.1 (Impinj) or 3.21.13 (Zebra). */
+    version?: string;
+    /** Largest image a slot holds, bytes. Default 8 MiB. */
+    capacity?: number;
+    /** How long a reboot keeps it away, ms. Default 3000. */
+    bootMs?: number;
+    /** An image holding these bytes boots with every antenna lost. Default SIM-UNHEALTHY. */
+    unhealthyMarker?: string;
   };
   /** Antenna ports that read tags. Default [1, 2, 3, 4]. */
   antennas?: number[];
@@ -133,6 +151,12 @@ export class RfidReaderSimulator {
   private serial = 1;
   /** Errors the MQTT client reported (connection refused, socket errors); the simulator never throws them. */
   readonly errors: Error[] = [];
+  private readonly agent: ManagementAgent;
+  private bootTimer: ReturnType<typeof setTimeout> | undefined;
+  private dropAcks = 0;
+  private killAtChunk: number | undefined;
+  /** Antennas this reader lost to an unhealthy image (not to a test's antennaDisconnected). */
+  private readonly firmwareDown = new Set<number>();
 
   constructor(options: RfidReaderSimulatorOptions) {
     this.o = options;
@@ -150,6 +174,11 @@ export class RfidReaderSimulator {
       disconnectMessage: options.impinj?.disconnectMessage ?? '',
     };
     this.mac = options.zebra?.mac ?? '84:24:8D:F0:F4:B5';
+    this.agent = new ManagementAgent({
+      version: options.firmware?.version ?? (this.vendor === 'impinj' ? '8.0.1' : '3.21.13'),
+      capacity: options.firmware?.capacity ?? 8 * 1024 * 1024,
+      unhealthyMarker: options.firmware?.unhealthyMarker ?? 'SIM-UNHEALTHY',
+    });
     const tags = options.tags ?? 200;
     if (typeof tags === 'number') this.addTags(tags);
     else for (const epc of tags) this.addTag(epc.toUpperCase());
@@ -164,9 +193,47 @@ export class RfidReaderSimulator {
     return this.client?.connected ?? false;
   }
 
-  /** Connects (with the will set), publishes the birth message and starts reading. */
+  /** What the reader's bootloader knows: running and standby images, boot count, a transfer in progress. */
+  get firmware(): { version: string; standby: string | undefined; slot: 'A' | 'B'; healthy: boolean; bootCount: number; receiving: boolean; received: number } {
+    const s = this.agent.slots;
+    return {
+      version: s.running.version,
+      standby: s.standby?.version,
+      slot: s.active === 0 ? 'A' : 'B',
+      healthy: s.running.healthy,
+      bootCount: s.bootCount,
+      receiving: s.receiving,
+      received: s.received,
+    };
+  }
+
+  /** True between a commit (or rollback) and the reader's return. */
+  get rebooting(): boolean {
+    return this.bootTimer !== undefined;
+  }
+
+  /** The next firmware chunk is stored with a bit flipped: the image fails its SHA-256 at commit. */
+  corruptNextChunk(): void {
+    this.agent.corruptNextChunk = true;
+  }
+
+  /** The next `n` firmware chunks are taken but their acknowledgements are lost. */
+  dropNextAcks(n: number): void {
+    this.dropAcks += n;
+  }
+
+  /** A power cut (as kill()) right after the n-th firmware chunk from now is taken, before it is acknowledged. */
+  killAfterChunks(n: number): void {
+    this.killAtChunk = this.agent.slots.chunks + n;
+  }
+
+  /**
+   * Powers on: boots (a committed image or a rollback takes effect, a transfer in progress is lost),
+   * connects with the will set, subscribes to its command topic, publishes the birth message, reads.
+   */
   async start(): Promise<void> {
     if (this.client) return;
+    this.agent.slots.boot();
     const o = this.o;
     const options: IClientOptions = {
       clientId: o.clientId ?? o.username,
@@ -183,7 +250,14 @@ export class RfidReaderSimulator {
     const client = await mqtt.connectAsync(o.url, options);
     client.on('error', (err) => this.errors.push(err));
     this.client = client;
+    if (o.topics.commands) {
+      client.on('message', (topic, payload) => {
+        if (topic === o.topics.commands) this.onCommand(payload);
+      });
+      await client.subscribeAsync(o.topics.commands, { qos: 1 });
+    }
     if (status) await client.publishAsync(status, this.statusPayload('connected'), { qos: 1 });
+    await this.afterBoot();
     this.lastTick = Date.now();
     this.carry = 0;
     this.ticker = setInterval(() => this.tick(), o.tickMs ?? 20);
@@ -193,6 +267,11 @@ export class RfidReaderSimulator {
 
   /** A clean shutdown: the goodbye message (if configured), then MQTT DISCONNECT, so no will. */
   async stop(): Promise<void> {
+    this.cancelBoot();
+    await this.shutdown();
+  }
+
+  private async shutdown(): Promise<void> {
     this.stopTimers();
     const client = this.client;
     if (!client) return;
@@ -206,6 +285,7 @@ export class RfidReaderSimulator {
 
   /** A power cut or cable pull: the socket dies without DISCONNECT and the broker publishes the will. */
   kill(): void {
+    this.cancelBoot();
     this.stopTimers();
     const client = this.client;
     this.client = undefined;
@@ -300,7 +380,56 @@ export class RfidReaderSimulator {
 
   private statusPayload(state: 'connected' | 'lost'): string {
     if (this.vendor === 'impinj') return state === 'connected' ? this.impinj.connectMessage : this.impinj.willMessage;
-    return JSON.stringify(zebraConnection(Date.now(), this.mac, state === 'connected' ? 'CONNECTED' : 'DISCONNECTED'));
+    // Zebra's birth carries the firmware it booted (Impinj's connectMessage is fixed text)
+    const version = state === 'connected' ? this.agent.slots.running.version : undefined;
+    return JSON.stringify(zebraConnection(Date.now(), this.mac, state === 'connected' ? 'CONNECTED' : 'DISCONNECTED', version));
+  }
+
+  private onCommand(payload: Buffer): void {
+    const outcome: AgentOutcome = this.agent.handle(payload);
+    if (outcome.chunk && this.killAtChunk !== undefined && this.agent.slots.chunks >= this.killAtChunk) {
+      this.killAtChunk = undefined;
+      this.kill();
+      return;
+    }
+    if (outcome.chunk && this.dropAcks > 0) {
+      this.dropAcks--;
+      return;
+    }
+    const responses = this.o.topics.responses;
+    if (!outcome.response || !responses) return;
+    const sent = this.publishAsync(responses, JSON.stringify(outcome.response), 1);
+    if (outcome.reboot) void sent.then(() => this.reboot());
+  }
+
+  /** Disconnects cleanly (as a reboot does), stays away for `bootMs`, then powers on again. */
+  private async reboot(): Promise<void> {
+    await this.shutdown();
+    this.bootTimer = setTimeout(() => {
+      this.bootTimer = undefined;
+      this.start().catch((err: Error) => this.errors.push(err));
+    }, this.o.firmware?.bootMs ?? 3000);
+  }
+
+  private cancelBoot(): void {
+    if (this.bootTimer) clearTimeout(this.bootTimer);
+    this.bootTimer = undefined;
+  }
+
+  /** An unhealthy image loses every antenna; a healthy one after it brings them back. */
+  private async afterBoot(): Promise<void> {
+    if (!this.agent.slots.running.healthy) {
+      for (const port of this.antennas) {
+        if (this.disconnectedAntennas.has(port)) continue;
+        this.firmwareDown.add(port);
+        await this.antennaDisconnected(port);
+      }
+      return;
+    }
+    for (const port of [...this.firmwareDown]) {
+      this.firmwareDown.delete(port);
+      await this.antennaConnected(port);
+    }
   }
 
   private async antennaEvent(port: number, type: 'antennaConnected' | 'antennaDisconnected'): Promise<void> {

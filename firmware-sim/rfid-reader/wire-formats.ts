@@ -80,8 +80,10 @@ export function zebraHeartbeat(time: number, reads: number, antennas: number[], 
   };
 }
 
-export function zebraConnection(time: number, mac: string, state: 'CONNECTED' | 'DISCONNECTED'): Record<string, unknown> {
-  return { type: 'mqttConnEVT', timestamp: zebraTime(time), data: { state, deviceSerialNo: mac.replaceAll(':', ''), deviceModel: 'FX9600' } };
+/** `firmwareVersion` (our extension) tells the hub what the reader booted, in the birth message itself. */
+export function zebraConnection(time: number, mac: string, state: 'CONNECTED' | 'DISCONNECTED', firmwareVersion?: string): Record<string, unknown> {
+  const data = { state, deviceSerialNo: mac.replaceAll(':', ''), deviceModel: 'FX9600', ...(firmwareVersion ? { firmwareVersion } : {}) };
+  return { type: 'mqttConnEVT', timestamp: zebraTime(time), data };
 }
 
 /**

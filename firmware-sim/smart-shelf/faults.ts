@@ -24,9 +24,16 @@ export interface FaultDecision {
   fragment: boolean;
 }
 
+/** A one-shot fault: `count` replies, to function `fc` only when given, after letting `skip` of them pass. */
+interface OneShot {
+  count: number;
+  fc: number | undefined;
+  skip: number;
+}
+
 export class FaultPlan {
-  private crcNext = 0;
-  private silenceNext = 0;
+  private crcNext: OneShot = { count: 0, fc: undefined, skip: 0 };
+  private silenceNext: OneShot = { count: 0, fc: undefined, skip: 0 };
   private exceptionNext: { count: number; code: number; fc: number | undefined } = { count: 0, code: 4, fc: undefined };
   private garbageNext = 0;
   private rates: FaultRates = {};
@@ -38,12 +45,14 @@ export class FaultPlan {
 
   constructor(private readonly random: () => number) {}
 
-  corruptNext(n: number): void {
-    this.crcNext += n;
+  /** The next `n` replies (only those to function code `fc`, when given, after skipping `skip` of them) get a wrong CRC. */
+  corruptNext(n: number, fc?: number, skip = 0): void {
+    this.crcNext = { count: this.crcNext.count + n, fc, skip };
   }
 
-  silenceNextReplies(n: number): void {
-    this.silenceNext += n;
+  /** The next `n` replies (only those to function code `fc`, when given, after skipping `skip` of them) are lost. */
+  silenceNextReplies(n: number, fc?: number, skip = 0): void {
+    this.silenceNext = { count: this.silenceNext.count + n, fc, skip };
   }
 
   /** The next `n` requests (only those with function code `fc`, when given) get exception `code`. */
@@ -60,7 +69,9 @@ export class FaultPlan {
   }
 
   clear(): void {
-    this.crcNext = this.silenceNext = this.garbageNext = 0;
+    this.crcNext = { count: 0, fc: undefined, skip: 0 };
+    this.silenceNext = { count: 0, fc: undefined, skip: 0 };
+    this.garbageNext = 0;
     this.exceptionNext = { count: 0, code: 4, fc: undefined };
     this.rates = {};
     this.silent = false;
@@ -79,8 +90,14 @@ export class FaultPlan {
       delayMs: this.delayMs,
       fragment: this.fragment,
     };
-    if (this.silenceNext > 0) {
-      this.silenceNext--;
+    const due = (one: OneShot) => {
+      if (one.count === 0 || (one.fc !== undefined && one.fc !== fc)) return false;
+      if (one.skip === 0) return true;
+      one.skip--;
+      return false;
+    };
+    if (due(this.silenceNext)) {
+      this.silenceNext.count--;
       d.silent = true;
     } else if (roll(this.rates.silence)) d.silent = true;
     if (d.silent) return d;
@@ -88,8 +105,8 @@ export class FaultPlan {
       this.exceptionNext.count--;
       d.exception = this.exceptionNext.code;
     } else if (roll(this.rates.exception)) d.exception = 4;
-    if (this.crcNext > 0) {
-      this.crcNext--;
+    if (due(this.crcNext)) {
+      this.crcNext.count--;
       d.corruptCrc = true;
     } else if (roll(this.rates.crc)) d.corruptCrc = true;
     if (this.garbageNext > 0 || roll(this.rates.garbage)) {

@@ -7,11 +7,17 @@
  *   status (bit 0 motion, 1 over-capacity, 2 data ok), command (write 1 = tare, 2 = zero; reads 0).
  * ws-4lane-float32: input registers, lane n block at 3(n-1): weight float32 in grams (2 registers),
  *   status (bit 0 data ok, 1 motion, 4 over-capacity); commands in holding registers 0x0100 + (n-1).
+ * Both: a firmware area in holding registers (firmware-registers.ts), at 0x0100 on ws-4lane-int32 and
+ *   0x0200 on ws-4lane-float32. An image that boots unhealthy leaves every lane without data ok.
  */
+import type { FirmwareRegisters } from './firmware-registers.js';
 import type { SimLane } from './lane.js';
 import type { RegisterBank } from './rtu-slave.js';
 
 export type SimModel = 'ws-4lane-int32' | 'ws-4lane-float32';
+
+/** Where each model keeps its firmware area. */
+export const FIRMWARE_BASE: Record<SimModel, number> = { 'ws-4lane-int32': 0x0100, 'ws-4lane-float32': 0x0200 };
 export type SimWordOrder = 'high-first' | 'low-first';
 
 const ILLEGAL_ADDRESS = { exception: 2 };
@@ -26,9 +32,11 @@ export class ShelfRegisters implements RegisterBank {
     private readonly wordOrder: SimWordOrder,
     private readonly lanes: SimLane[],
     private readonly now: () => number,
+    private readonly firmware: FirmwareRegisters,
   ) {}
 
   read(table: 'holding' | 'input', address: number, quantity: number): number[] | { exception: number } {
+    if (table === 'holding' && this.firmware.contains(address)) return this.firmware.read(address, quantity);
     const out: number[] = [];
     const samples = new Map<number, number[]>();
     for (let a = address; a < address + quantity; a++) {
@@ -40,6 +48,7 @@ export class ShelfRegisters implements RegisterBank {
   }
 
   write(address: number, values: number[]): { exception: number } | undefined {
+    if (this.firmware.contains(address)) return this.firmware.write(address, values);
     for (let i = 0; i < values.length; i++) {
       const lane = this.commandLane(address + i);
       if (lane === undefined) return ILLEGAL_ADDRESS;
@@ -77,6 +86,11 @@ export class ShelfRegisters implements RegisterBank {
 
   private laneBlock(lane: SimLane, int32: boolean): number[] {
     const s = lane.sample(this.now());
+    if (!this.firmware.slots.running.healthy) {
+      // the image boots, but its ADC driver does not: every lane loses its data
+      s.dataOk = false;
+      s.grams = 0;
+    }
     const bytes = Buffer.alloc(4);
     if (int32) bytes.writeInt32BE(Math.round(s.grams * 10));
     else bytes.writeFloatBE(s.grams);

@@ -11,6 +11,11 @@ export interface DeviceCommander {
   execute(deviceId: string, command: DeviceCommand): Promise<CommandResult>;
   /** The firmware version the device last reported (registry), if any. */
   firmwareVersion(deviceId: string): string | undefined;
+  /**
+   * What the registry says of the device's health: an image that boots and answers `status` but
+   * loses its sensors shows here (a shelf's lanes not reporting, a reader's antennas gone).
+   */
+  availability?(deviceId: string): { availability: string; reason?: string } | undefined;
 }
 
 /** The real commander: through the devices service's supervisors and registry. */
@@ -28,6 +33,10 @@ export function deviceServiceCommander(devices: () => DeviceService | undefined)
     },
     firmwareVersion(deviceId) {
       return devices()?.registry?.get(deviceId)?.firmware ?? undefined;
+    },
+    availability(deviceId) {
+      const d = devices()?.registry?.get(deviceId);
+      return d ? { availability: d.availability, ...(d.reason ? { reason: d.reason } : {}) } : undefined;
     },
   };
 }

@@ -9,7 +9,7 @@
  * Devices of other kinds are left alone. Simulators share no code with the drivers they talk to.
  */
 import { RfidReaderSimulator } from '../../firmware-sim/rfid-reader/index.js';
-import { readerTopics } from '../../drivers/rfid-reader/index.js';
+import { readerTopics, resolveOptions } from '../../drivers/rfid-reader/index.js';
 import type { DeviceConfig } from '../config/schema.js';
 import type { Logger } from '../observability/logger.js';
 import type { DeviceCredentials } from '../store/device-credentials.js';
@@ -80,12 +80,19 @@ export class SimulationService {
     const events = sub(options.topics?.events) as string;
     const status = sub(options.topics?.status);
     const management = sub(options.topics?.management);
+    // the management pair (firmware, version) as the driver resolves it, defaults included
+    const resolved = resolveOptions(driverDevice).options;
     const sim = new RfidReaderSimulator({
       url: this.deps.brokerUrl(),
       username: device.id,
       password: secret,
       vendor: options.vendor ?? 'impinj',
-      topics: { events, ...(status ? { status } : {}), ...(management ? { management } : {}) },
+      topics: {
+        events,
+        ...(status ? { status } : {}),
+        ...(management ? { management } : {}),
+        ...(resolved ? { commands: resolved.commands, responses: resolved.responses } : {}),
+      },
       antennas: Object.keys(options.antennas ?? { '1': 'zone-1' }).map(Number),
       tags: 120,
       readsPerSecond: 150,

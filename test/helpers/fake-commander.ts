@@ -17,6 +17,9 @@ export interface FakeDevice {
   bootsVersion?: string;
   /** After an update `status` fails. */
   unhealthyAfterUpdate?: boolean;
+  /** Boots the new image and answers `status`, but the registry shows it degraded with this reason. */
+  degradedAfterUpdate?: string;
+  degraded?: string;
 }
 
 export interface CommandCall {
@@ -75,6 +78,12 @@ export class FakeCommander implements DeviceCommander {
     return this.devices.get(deviceId)?.firmware;
   }
 
+  availability(deviceId: string): { availability: string; reason?: string } | undefined {
+    const d = this.devices.get(deviceId);
+    if (!d) return undefined;
+    return d.degraded ? { availability: 'degraded', reason: d.degraded } : { availability: 'online' };
+  }
+
   private answer(deviceId: string, command: DeviceCommand): CommandResult {
     const d = this.devices.get(deviceId);
     if (!d) return { ok: false, detail: `no device ${deviceId}` };
@@ -89,11 +98,13 @@ export class FakeCommander implements DeviceCommander {
         d.previous = d.firmware;
         d.firmware = d.bootsVersion ?? version;
         if (d.unhealthyAfterUpdate) d.healthy = false;
+        if (d.degradedAfterUpdate) d.degraded = d.degradedAfterUpdate;
         return { ok: true };
       }
       case 'firmware.rollback':
         d.firmware = d.previous;
         d.healthy = true;
+        delete d.degraded;
         return { ok: true };
       default:
         return { ok: true, data: { ran: command.name, args: command.args ?? null } };

@@ -72,15 +72,21 @@ async function fetchImage(doc: FirmwareUpdateDocument, ctx: JobTypeContext, sign
   }
 }
 
-/** Polls until the device answers `status` and reports the new version, or the time is up. */
+/** Polls until the device answers `status`, reports the new version and is online, or the time is up. */
 async function healthCheck(target: string, doc: FirmwareUpdateDocument, ctx: JobTypeContext, signal: AbortSignal): Promise<string | undefined> {
   const deadline = ctx.now() + (doc.healthCheckTimeoutSeconds ?? DEFAULT_HEALTH_CHECK_SECONDS) * 1000;
   for (;;) {
     signal.throwIfAborted();
     const status = await ctx.commander.execute(target, { name: 'status' });
     const running = ctx.commander.firmwareVersion(target);
-    if (status.ok && running === doc.version) return undefined;
-    const problem = status.ok ? `the device reports version ${running ?? '(none)'}, not ${doc.version}` : `status failed: ${status.detail ?? 'no detail'}`;
+    const health = ctx.commander.availability?.(target);
+    const healthy = health === undefined || health.availability === 'online';
+    if (status.ok && running === doc.version && healthy) return undefined;
+    const problem = !status.ok
+      ? `status failed: ${status.detail ?? 'no detail'}`
+      : running !== doc.version
+        ? `the device reports version ${running ?? '(none)'}, not ${doc.version}`
+        : `the device is ${health?.availability}${health?.reason ? `: ${health.reason}` : ''}`;
     const left = deadline - ctx.now();
     if (left <= 0) return problem;
     await sleep(Math.min(HEALTH_POLL_MS, left), undefined, { signal });
