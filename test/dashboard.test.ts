@@ -7,6 +7,7 @@ import { chromium } from 'playwright-core';
 import t from 'tap';
 import type { Driver, DriverContext, DriverFactory } from '../hub/sdk/index.js';
 import { startHub } from './helpers/hub-harness.js';
+import { freePort } from './helpers/hub-process.js';
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 
@@ -48,6 +49,9 @@ t.test('the dashboard shows health, devices and stock to a signed-in user', asyn
         { id: 'shelf-7', kind: 'test-shelf', transport: { type: 'serial', path: '/dev/null' }, options: {} },
         { id: 'screen-2', kind: 'guide-screen', transport: { type: 'mqtt' }, options: {} },
       ],
+      // the ledger syncs to the reference receiver, run in process as in the demo
+      simulation: { enabled: true, cloudReceiver: true },
+      cloud: { oms: { enabled: true, url: `http://127.0.0.1:${await freePort()}` } },
     } as never,
     new Map([['test-shelf', steadyShelf]]),
   );
@@ -82,6 +86,10 @@ t.test('the dashboard shows health, devices and stock to a signed-in user', asyn
   await page.waitForSelector('tr[data-sku="COLA-330"]', { timeout: 20_000 });
   t.equal(await page.textContent('tr[data-sku="COLA-330"] td:nth-child(3)'), '3', 'the lane count reached the stock table');
   t.match(await page.textContent('#store'), /test-store/);
+  await page.waitForSelector('tr[data-sync="events"]', { timeout: 20_000 });
+  t.match(await page.textContent('tr[data-sync="events"]'), /no uplink/, 'a stream without an uplink says so');
+  await page.waitForFunction(() => document.querySelector('tr[data-sync="ledger/oms"]')?.textContent?.includes('in sync'), undefined, { timeout: 30_000 });
+  t.match(await page.textContent('tr[data-sync="ledger/oms"] td:nth-child(3)'), /^[1-9]\d* of [1-9]\d*$/, 'the ledger acknowledged by the OMS');
   await page.screenshot({ path: join(dir, 'dashboard.png'), fullPage: true });
 
   await page.fill('#token', 'shb_AAAAAAAA_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA');
