@@ -239,6 +239,7 @@ export class Hub {
               ledger: () => this.inventory?.ledger,
               jobs: () => this.ops,
               sync: () => this.sync,
+              cycleCounts: () => this.inventory,
             },
             log,
           );

@@ -22,6 +22,7 @@ import {
   batch,
   type ImpinjFormat,
   impinjEvent,
+  impinjInventoryStatus,
   impinjOverflow,
   impinjTagEvent,
   type MalformedKind,
@@ -342,6 +343,12 @@ export class RfidReaderSimulator {
     const now = Date.now();
     this.stats.overflowEvents++;
     await this.publishAsync(this.o.topics.events, JSON.stringify(impinjOverflow(this.impinj.hostname, now, eventsPurged, eventsRemaining, now - 5000)), 1);
+  }
+
+  /** An Impinj inventoryStatusEvent, as the reader sends when a preset starts and when it stops. */
+  async inventoryStatus(status: 'running' | 'idle'): Promise<void> {
+    if (this.vendor !== 'impinj') throw new Error('Zebra readers report start/stop as command responses, not events');
+    await this.publishAsync(this.o.topics.events, JSON.stringify(impinjInventoryStatus(this.impinj.hostname, Date.now(), status)), 1);
   }
 
   async antennaDisconnected(port: number): Promise<void> {

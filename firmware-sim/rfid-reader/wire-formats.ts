@@ -53,6 +53,11 @@ export function impinjOverflow(hostname: string, time: number, purged: number, r
   });
 }
 
+/** An Impinj inventoryStatusEvent: the reader's inventory started ("running") or stopped ("idle"). */
+export function impinjInventoryStatus(hostname: string, time: number, status: 'running' | 'idle'): Record<string, unknown> {
+  return impinjEvent(hostname, time, 'inventoryStatus', { status });
+}
+
 /** Zebra writes its offset as +0000. */
 const zebraTime = (ms: number) => new Date(ms).toISOString().replace('Z', '+0000');
 

@@ -9,6 +9,7 @@ import type { Logger } from '../observability/logger.js';
 import { requireScope } from './bearer-auth.js';
 import type { ApiContext } from './context.js';
 import { installErrorHandler } from './error-handler.js';
+import { cycleCountRoutes } from './routes/cycle-count-routes.js';
 import { deviceCredentialRoutes } from './routes/device-credential-routes.js';
 import { deviceRoutes } from './routes/device-routes.js';
 import { healthRoutes } from './routes/health-routes.js';
@@ -53,6 +54,7 @@ export async function buildApi(ctx: ApiContext, log: Logger): Promise<FastifyIns
   deviceCredentialRoutes(app, ctx, admin);
   deviceRoutes(app, ctx, read);
   stockRoutes(app, ctx, read);
+  cycleCountRoutes(app, ctx, read, ops);
   syncRoutes(app, ctx, read);
   productRoutes(app, ctx, read, ops);
   jobRoutes(app, ctx, read, ops);

@@ -2,6 +2,7 @@
 import type { HubConfig } from '../config/schema.js';
 import type { DeviceEventLog } from '../devices/event-log.js';
 import type { DeviceRegistry } from '../devices/registry.js';
+import type { InventoryService } from '../inventory/inventory-service.js';
 import type { StockLedger } from '../inventory/stock-ledger.js';
 import type { Health } from '../lifecycle/health.js';
 import type { HubMetrics } from '../observability/metrics.js';
@@ -22,4 +23,5 @@ export interface ApiContext {
   /** Remote operations, while the ops service runs. */
   jobs(): Pick<JobService, 'submit' | 'get' | 'list' | 'cancel'> | undefined;
   sync(): SyncService | undefined;
+  cycleCounts(): Pick<InventoryService, 'startCycleCount' | 'cycleView' | 'cycleCounts'> | undefined;
 }

@@ -13,7 +13,10 @@ import type { Logger } from '../observability/logger.js';
 import type { ShelfWeightEvent } from '../sdk/events.js';
 import type { Store } from '../store/store.js';
 import type { Outbox } from '../sync/outbox.js';
+import { randomUUID } from 'node:crypto';
+import { CycleCount } from './cycle-count.js';
 import { type ItemEvent, RfidAggregator } from './rfid-aggregator.js';
+import { decodeSgtin96, isSgtin96 } from './sgtin96.js';
 import { DEFAULT_REVIEW_POLICY, StockLedger } from './stock-ledger.js';
 
 /** How often tags not read for the departure timeout are swept (EdgeX checks every 30 s). */
@@ -35,6 +38,21 @@ export interface InventoryDeps {
 
 type Movement = [sku: string, location: string, delta: number, reason: string, source: string, time: number];
 
+/** A cycle count as the API shows it. */
+export interface CycleCountView {
+  id: string;
+  source: string;
+  zones: string[] | null;
+  startedAt: number;
+  endsAt: number | null;
+  endedAt: number | null;
+  tagsSeen: number;
+  results: { zone: string; sku: string; count: number; coverage: number; outcome: string; delta?: number; reason?: string }[];
+}
+
+/** Finished cycle counts kept for the API. */
+const KEEP_CYCLE_COUNTS = 50;
+
 export class InventoryService {
   readonly name = 'inventory';
   ledger: StockLedger | undefined;
@@ -51,6 +69,11 @@ export class InventoryService {
    */
   private readonly restored = new Map<string, string>();
   private startedAt = 0;
+  private zoneOfRead: ((deviceId: string, antenna: number) => string) | undefined;
+  private readerZones: ((deviceId: string) => string[]) | undefined;
+  private readonly cycles = new Map<string, { count: CycleCount; endsAt: number | null; timer?: NodeJS.Timeout; view?: CycleCountView }>();
+  /** The reader-driven cycle of each reader (Impinj inventoryStatus running -> idle). */
+  private readonly readerCycles = new Map<string, string>();
 
   constructor(private readonly deps: InventoryDeps) {}
 
@@ -73,20 +96,23 @@ export class InventoryService {
       )
       .all() as { epc: string; kind: string; zone: string }[];
     for (const r of last) if (r.kind !== 'item.departed') this.restored.set(r.epc, r.zone);
-    const aggregator = new RfidAggregator({
-      departedAfterMs: DEPARTED_AFTER_MS,
-      zoneOf: (deviceId, antenna) => {
-        const zone = zones.get(deviceId)?.[String(antenna)];
-        return typeof zone === 'string' ? zone : `${deviceId}:${antenna}`;
-      },
-    });
+    const zoneOf = (deviceId: string, antenna: number) => {
+      const zone = zones.get(deviceId)?.[String(antenna)];
+      return typeof zone === 'string' ? zone : `${deviceId}:${antenna}`;
+    };
+    this.zoneOfRead = zoneOf;
+    this.readerZones = (deviceId) => [...new Set(Object.values(zones.get(deviceId) ?? {}).filter((z): z is string => typeof z === 'string'))];
+    const aggregator = new RfidAggregator({ departedAfterMs: DEPARTED_AFTER_MS, zoneOf });
     this.aggregator = aggregator;
     this.deps.bus.on('device.event', this.owner, (event) => {
       if (event.type === 'shelf.weight') this.onShelf(ledger, event);
       else if (event.type === 'rfid.read') {
         const item = aggregator.ingest(event);
         if (item) this.onItem(item, event.deviceId);
+        if (this.cycles.size > 0) this.onCycleRead(event.deviceId, event.antenna, event.epc);
         this.deps.readLatency?.((Date.now() - event.time) / 1000);
+      } else if (event.type === 'device.condition' && event.condition === 'inventory_status') {
+        this.onInventoryStatus(event.deviceId, String(event.detail?.status ?? ''), event.time);
       }
     });
     this.timer = setInterval(() => {
@@ -101,7 +127,118 @@ export class InventoryService {
     this.timer.unref();
   }
 
+  /**
+   * Starts a cycle count over some zones (all when none named); it ends after `seconds`, or when
+   * finishCycleCount() is called when `seconds` is absent (a reader-driven cycle).
+   */
+  startCycleCount(options: { zones?: string[]; seconds?: number; source: string }): CycleCountView {
+    const aggregator = this.aggregator;
+    if (!aggregator) throw new Error('the inventory service is not running');
+    const id = randomUUID();
+    const startedAt = Date.now();
+    const present = [...aggregator.present()].map((t) => ({ epc: t.epc, zone: t.zone, sku: t.sgtin ? this.skuOf(t.sgtin.gtin14) : undefined }));
+    const count = new CycleCount({ id, startedAt, source: options.source, ...(options.zones ? { zones: options.zones } : {}) }, present);
+    const endsAt = options.seconds === undefined ? null : startedAt + options.seconds * 1000;
+    const entry: { count: CycleCount; endsAt: number | null; timer?: NodeJS.Timeout } = { count, endsAt };
+    if (options.seconds !== undefined) {
+      entry.timer = setTimeout(() => this.finishCycleCount(id), options.seconds * 1000);
+      entry.timer.unref();
+    }
+    this.cycles.set(id, entry);
+    this.deps.log.info({ id, zones: options.zones ?? 'all', seconds: options.seconds, source: options.source }, 'cycle count started');
+    return this.cycleView(id) as CycleCountView;
+  }
+
+  /** Ends a cycle count and turns its counts into ledger observations at its end. */
+  finishCycleCount(id: string): CycleCountView | undefined {
+    const entry = this.cycles.get(id);
+    const ledger = this.ledger;
+    if (!entry || !ledger || entry.count.endedAt !== undefined) return this.cycleView(id);
+    if (entry.timer) clearTimeout(entry.timer);
+    // movements read before the end are in the count: write them first so the cut-off sees them
+    this.flush();
+    const endedAt = Date.now();
+    const results: CycleCountView['results'] = [];
+    for (const c of entry.count.finish(endedAt)) {
+      const outcome = ledger.observe({ sku: c.sku, location: c.zone, count: c.count, cutoff: endedAt, coverage: c.coverage, source: `cycle-count:${id}` });
+      results.push({
+        ...c,
+        outcome: outcome.outcome,
+        ...('delta' in outcome ? { delta: outcome.delta } : {}),
+        ...('reason' in outcome ? { reason: outcome.reason } : {}),
+      });
+    }
+    // Tags the count did not see, where it was trusted, have gone: depart them now, at the cut-off,
+    // so the ledger folds their departure into the count instead of counting it twice later.
+    const trusted = new Set(results.filter((r) => r.outcome === 'applied' || r.outcome === 'unchanged').map((r) => `${r.zone}|${r.sku}`));
+    for (const zone of new Set(results.map((r) => r.zone))) {
+      for (const { epc, sku } of entry.count.missing(zone)) {
+        if (sku === undefined || !trusted.has(`${zone}|${sku}`)) continue;
+        const departed = this.aggregator?.depart(epc, endedAt);
+        if (departed) this.onItem(departed, undefined);
+      }
+    }
+    this.flush();
+    entry.view = { ...(this.cycleView(id) as CycleCountView), endedAt, results };
+    this.deps.log.info(
+      { id, tagsSeen: entry.count.tagsSeen, observations: results.length, held: results.filter((r) => r.outcome === 'review').length },
+      'cycle count finished',
+    );
+    // keep the newest finished ones for the API
+    const finished = [...this.cycles].filter(([, e]) => e.count.endedAt !== undefined);
+    for (const [old] of finished.slice(0, Math.max(0, finished.length - KEEP_CYCLE_COUNTS))) this.cycles.delete(old);
+    return entry.view;
+  }
+
+  cycleView(id: string): CycleCountView | undefined {
+    const entry = this.cycles.get(id);
+    if (!entry) return undefined;
+    if (entry.view) return entry.view;
+    const spec = entry.count.spec;
+    return {
+      id,
+      source: spec.source,
+      zones: spec.zones ?? null,
+      startedAt: spec.startedAt,
+      endsAt: entry.endsAt,
+      endedAt: null,
+      tagsSeen: entry.count.tagsSeen,
+      results: [],
+    };
+  }
+
+  cycleCounts(): CycleCountView[] {
+    return [...this.cycles.keys()].map((id) => this.cycleView(id) as CycleCountView).reverse();
+  }
+
+  private onCycleRead(deviceId: string, antenna: number, epc: string): void {
+    const zone = this.zoneOfRead?.(deviceId, antenna);
+    if (zone === undefined) return;
+    const decoded = decodeSgtin96(epc);
+    const sku = isSgtin96(decoded) ? this.skuOf(decoded.gtin14) : undefined;
+    for (const { count } of this.cycles.values()) count.onRead(zone, epc, sku);
+  }
+
+  /** Impinj reports its inventory running and idle: one run is a cycle count of the reader's zones. */
+  private onInventoryStatus(deviceId: string, status: string, _time: number): void {
+    const current = this.readerCycles.get(deviceId);
+    if (status === 'running') {
+      if (current) return;
+      const zones = this.readerZones?.(deviceId) ?? [];
+      const view = this.startCycleCount({ ...(zones.length > 0 ? { zones } : {}), source: deviceId });
+      this.readerCycles.set(deviceId, view.id);
+    } else if (current) {
+      this.readerCycles.delete(deviceId);
+      this.finishCycleCount(current);
+    }
+  }
+
+  private skuOf(gtin14: string): string {
+    return this.skuOfGtin?.(gtin14) ?? `gtin:${gtin14}`;
+  }
+
   async stop(): Promise<void> {
+    for (const { timer } of this.cycles.values()) if (timer) clearTimeout(timer);
     clearInterval(this.timer);
     this.deps.bus.removeOwner(this.owner);
     this.flush();

@@ -156,6 +156,25 @@ export class RfidAggregator {
     return this.tags.size;
   }
 
+  /** Every tag present now with its zone: what a cycle count expects to find. */
+  *present(): Iterable<{ epc: string; zone: string; sgtin: Sgtin96 | undefined }> {
+    for (const tag of this.tags.values()) if (tag.present) yield { epc: tag.epc, zone: tag.zone.zone, sgtin: tag.sgtin };
+  }
+
+  /**
+   * A count that did not see a present tag says it has gone: departs it now (at `time`) rather than
+   * after the timeout, whose later departure would be a second decrement after the count's cut-off.
+   */
+  depart(epc: string, time: number): ItemDeparted | undefined {
+    const tag = this.tags.get(epc);
+    if (!tag?.present) return undefined;
+    tag.present = false;
+    this.counters.departed++;
+    const event: ItemDeparted = { type: 'item.departed', epc, zone: tag.zone.zone, time, lastSeen: tag.lastRead };
+    if (tag.sgtin) event.sgtin = tag.sgtin;
+    return event;
+  }
+
   /** Where a tag is, if it is present. */
   zoneOfTag(epc: string): string | undefined {
     const tag = this.tags.get(epc);
