@@ -10,7 +10,13 @@ const Name = Type.String({ minLength: 1, maxLength: 200 });
 const Int = Type.Integer({ minimum: Number.MIN_SAFE_INTEGER, maximum: Number.MAX_SAFE_INTEGER });
 const Seq = Type.Integer({ minimum: 1, maximum: Number.MAX_SAFE_INTEGER });
 
-export const ReplacesSchema = Type.Object({ from: Seq, to: Seq, seqs: Type.Array(Seq, { minItems: 1 }) });
+/** `seqs` lists the seqs a record stands for; without it, every seq from `from` to `to`. */
+export const ReplacesSchema = Type.Object({ from: Seq, to: Seq, seqs: Type.Optional(Type.Array(Seq, { minItems: 1 })) });
+
+/** Every seq a `replaces` stands for. */
+export function replacedSeqs(r: { from: number; to: number; seqs?: number[] | undefined }): number[] {
+  return r.seqs ?? Array.from({ length: r.to - r.from + 1 }, (_, i) => r.from + i);
+}
 
 export const RecordSchema = Type.Object({
   id: Name,
@@ -106,14 +112,17 @@ export function validateBatch(input: unknown, expect: BatchExpectation = {}): Ba
     // Other records may stand for others (an expiry record, a downsampled sample); each keeps the
     // lowest seq of those it replaces (docs/cloud-protocol.md, "Gaps and folded records").
     if (r.replaces) {
-      const { from, to, seqs } = r.replaces;
+      const { from, to } = r.replaces;
+      if (to < from) throw new MalformedBatchError(`${at}/replaces/to: ${to} is before from ${from}`);
+      if (to - from > 10_000_000) throw new MalformedBatchError(`${at}/replaces: a range of more than 10,000,000 seqs`);
+      const seqs = replacedSeqs(r.replaces);
       if (seqs[0] !== r.seq || from !== r.seq) throw new MalformedBatchError(`${at}/replaces: must start at the record's own seq ${r.seq}`);
       if (seqs[seqs.length - 1] !== to) throw new MalformedBatchError(`${at}/replaces/to: must be the last of replaces.seqs`);
       for (let k = 1; k < seqs.length; k++) {
         if (seqs[k]! <= seqs[k - 1]!) throw new MalformedBatchError(`${at}/replaces/seqs: must be strictly ascending`);
       }
     }
-    for (const s of r.replaces?.seqs ?? [r.seq]) {
+    for (const s of r.replaces ? replacedSeqs(r.replaces) : [r.seq]) {
       if (claimed.has(s)) throw new MalformedBatchError(`${at}: seq ${s} is accounted for twice in this batch`);
       claimed.add(s);
     }

@@ -6,7 +6,16 @@
  * same transaction, so a balance is always exactly the sum of the applied records.
  */
 import Database from 'better-sqlite3';
-import { type Batch, type BatchExpectation, type LedgerRecord, MalformedBatchError, STOCK_DELTA, STOCK_DELTA_FOLDED, validateBatch } from './batch-schema.js';
+import {
+  type Batch,
+  type BatchExpectation,
+  type LedgerRecord,
+  MalformedBatchError,
+  replacedSeqs,
+  STOCK_DELTA,
+  STOCK_DELTA_FOLDED,
+  validateBatch,
+} from './batch-schema.js';
 
 export { MalformedBatchError, type Batch, type LedgerRecord } from './batch-schema.js';
 
@@ -253,7 +262,7 @@ export class LedgerStore {
     // Any record may stand for others: a folded delta, an expiry record, a downsampled sample.
     if (r.replaces) {
       const reason = r.type === STOCK_DELTA_FOLDED ? 'folded' : r.type === 'outbox.expired' ? 'expired' : 'replaced';
-      for (const s of r.replaces.seqs) if (s !== r.seq) this.stmt.cover.run(r.hub, r.stream, r.epoch, s, r.id, reason);
+      for (const s of replacedSeqs(r.replaces)) if (s !== r.seq) this.stmt.cover.run(r.hub, r.stream, r.epoch, s, r.id, reason);
     }
   }
 

@@ -11,7 +11,7 @@ import { migrate } from '../hub/store/migrate.js';
 import { Store } from '../hub/store/store.js';
 import { Outbox } from '../hub/sync/outbox.js';
 import { OutboxCompactor } from '../hub/sync/outbox-compactor.js';
-import type { OutboxRecord, StreamName } from '../hub/sync/streams.js';
+import { type OutboxRecord, replacedSeqs, type StreamName } from '../hub/sync/streams.js';
 
 function openStore(dir: string): Store {
   return new Store({ dataDir: dir, synchronous: 'normal', maxBytes: 1024 ** 3 });
@@ -175,7 +175,7 @@ t.test('over budget, unsent ledger deltas fold per SKU and location; sent ones a
     [11, 12],
     'each folded record keeps the lowest seq of its group',
   );
-  const covered = folded.flatMap((r) => r.replaces?.seqs ?? []).sort((a, b) => a - b);
+  const covered = folded.flatMap((r) => (r.replaces ? replacedSeqs(r.replaces) : [])).sort((a, b) => a - b);
   t.strictSame(
     covered,
     Array.from({ length: 30 }, (_, i) => i + 11),
@@ -204,10 +204,11 @@ t.test('over budget, events expire oldest-unsent-first into one record; telemetr
   const n = (expired?.body as { count: number }).count;
   t.equal(outbox.counters('events').expired, n - 1);
   t.strictSame(
-    expired?.replaces?.seqs,
+    expired?.replaces && replacedSeqs(expired.replaces),
     Array.from({ length: n }, (_, i) => i + 1),
   );
   t.equal(events[1]?.seq, n + 1, 'the kept events follow the expired range');
+  t.notOk(expired?.replaces && 'seqs' in expired.replaces, 'a contiguous range is sent as from/to, not as a list');
   t.ok(
     results.some((r) => r.stream === 'telemetry' && r.action === 'downsample'),
     'telemetry was downsampled',
@@ -215,7 +216,7 @@ t.test('over budget, events expire oldest-unsent-first into one record; telemetr
   t.ok(outbox.counters('telemetry').dropped > 0);
   // every seq 1..100 of each stream is still accounted for, by itself or by a record that names it
   for (const stream of ['events', 'telemetry'] as const) {
-    const seen = all(outbox, stream).flatMap((r) => r.replaces?.seqs ?? [r.seq]);
+    const seen = all(outbox, stream).flatMap((r) => (r.replaces ? replacedSeqs(r.replaces) : [r.seq]));
     t.strictSame(
       [...seen].sort((a, b) => a - b),
       Array.from({ length: 100 }, (_, i) => i + 1),
@@ -253,7 +254,7 @@ t.test('property: whatever appends, sends, acks and compactions interleave, a re
           if (r.seq !== through + 1) return; // gap: ignored, the hub resends
           const b = r.body as { sku: string; delta: number };
           balance.set(b.sku, (balance.get(b.sku) ?? 0) + b.delta);
-          for (const s of r.replaces?.seqs ?? []) covered.add(s);
+          for (const s of r.replaces ? replacedSeqs(r.replaces) : []) covered.add(s);
           through = r.seq;
           while (covered.has(through + 1)) through++;
         };

@@ -7,7 +7,7 @@
 import { randomUUID } from 'node:crypto';
 import type Database from 'better-sqlite3';
 import type { OutboxBatch, OutboxRecord, Replaces, StreamName } from './streams.js';
-import { STREAMS } from './streams.js';
+import { replacedSeqs, replacesOf, STREAMS } from './streams.js';
 
 export interface AppendInput {
   stream: StreamName;
@@ -80,9 +80,10 @@ export class Outbox {
     this.insertRow = db.prepare(
       'INSERT INTO outbox (stream, epoch, seq, uid, type, event_time, received_at, body, fold_key, replaces) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
     );
-    this.readAfter = db.prepare(
-      `SELECT * FROM outbox WHERE stream = @stream AND ((epoch = @epoch AND seq > @seq) OR epoch > @epoch) ORDER BY epoch, seq LIMIT @limit`,
-    );
+    // A row value, not `(epoch = @epoch AND seq > @seq) OR epoch > @epoch`: with the OR, SQLite seeks
+    // to the start of the epoch and steps over every row up to @seq, so each read cost grew with the
+    // rows a slower sink (or a sink's own window) still held below the position.
+    this.readAfter = db.prepare(`SELECT * FROM outbox WHERE stream = @stream AND (epoch, seq) > (@epoch, @seq) ORDER BY epoch, seq LIMIT @limit`);
     this.cursorOf = db.prepare('SELECT acked_seq, sent_seq, acked_at FROM outbox_cursors WHERE sink = ? AND stream = ? AND epoch = ?');
     this.upsertAck = db.prepare(
       `INSERT INTO outbox_cursors (sink, stream, epoch, acked_seq, sent_seq, acked_at) VALUES (@sink, @stream, @epoch, @seq, @seq, @at)
@@ -242,11 +243,7 @@ export class Outbox {
   replace(stream: StreamName, rows: OutboxRow[], record: { type: string; body: unknown; eventTime: number }, counter: keyof StreamCounters): void {
     if (rows.length < 2) return;
     const seqs: number[] = [];
-    for (const r of rows) {
-      const inner = r.replaces ? (JSON.parse(r.replaces) as Replaces).seqs : [r.seq];
-      seqs.push(...inner);
-    }
-    seqs.sort((a, b) => a - b);
+    for (const r of rows) seqs.push(...(r.replaces ? replacedSeqs(JSON.parse(r.replaces) as Replaces) : [r.seq]));
     const keep = Math.min(...rows.map((r) => r.seq));
     const kept = rows.find((r) => r.seq === keep) as OutboxRow;
     this.upsertHead.run(stream, this.identity.epoch, this.head(stream));
@@ -256,7 +253,7 @@ export class Outbox {
       del.run(stream, this.identity.epoch, r.seq);
       freed += r.body.length + ROW_OVERHEAD_BYTES;
     }
-    const replaces: Replaces = { from: seqs[0] as number, to: seqs[seqs.length - 1] as number, seqs };
+    const replaces = replacesOf(seqs);
     const body = JSON.stringify(record.body);
     this.insertRow.run(
       stream,
