@@ -304,3 +304,25 @@ t.test('property: whatever appends, sends, acks and compactions interleave, a re
   );
   t.pass('stock at the receiver equals the sum of every delta produced');
 });
+
+t.test('an uplink enabled later starts at seq 1: one record stands for what other uplinks already took', async (t) => {
+  const store = openStore(t.testdir());
+  t.teardown(() => store.close());
+  const outbox = outboxOf(store);
+  outbox.registerSink('oms', ['ledger']);
+  for (let i = 0; i < 10; i++) outbox.append(delta('S', 1));
+  outbox.ack('oms', 'ledger', store.epoch, 6);
+  t.equal(outbox.size('ledger').records, 4, 'the OMS took 1..6');
+
+  outbox.registerSink('cloud', ['ledger']);
+  const batch = outbox.read('ledger', outbox.position('cloud', 'ledger'), 100);
+  t.match(batch?.records[0], { seq: 1, type: 'outbox.skipped', replaces: { from: 1, to: 6 }, body: { count: 6 } });
+  t.strictSame(
+    batch?.records.map((r) => r.seq),
+    [1, 7, 8, 9, 10],
+    'the new uplink gets a gapless stream',
+  );
+  outbox.registerSink('cloud', ['ledger']);
+  t.equal(outbox.read('ledger', { epoch: store.epoch, seq: 0 }, 100)?.records.length, 5, 'registering again adds nothing');
+  t.equal(outbox.append(delta('S', 1)), 11, 'the head is not disturbed');
+});

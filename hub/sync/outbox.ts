@@ -147,9 +147,33 @@ export class Outbox {
     return Math.max(head?.next_seq ?? 1, (max.m ?? 0) + 1);
   }
 
-  /** An uplink that consumes these streams; records are deleted only once every such sink has them. */
+  /**
+   * An uplink that consumes these streams; records are deleted only once every such sink has them.
+   * A sink new to a stream (an uplink enabled on a hub that has already delivered elsewhere) finds
+   * its first seqs gone: a record at seq 1 stands for them, so its receiver's cursor can start.
+   */
   registerSink(sink: string, streams: readonly StreamName[]): void {
     this.sinks.set(sink, new Set(streams));
+    for (const stream of streams) this.bridgeStart(sink, stream);
+  }
+
+  private bridgeStart(sink: string, stream: StreamName): void {
+    const epochs = this.db.prepare('SELECT epoch, min(seq) AS lo FROM outbox WHERE stream = ? GROUP BY epoch').all(stream) as { epoch: number; lo: number }[];
+    const starts = new Map(epochs.map((e) => [e.epoch, e.lo]));
+    // the current epoch may hold nothing while its head has moved on
+    if (!starts.has(this.identity.epoch)) starts.set(this.identity.epoch, this.head(stream));
+    for (const [epoch, lo] of starts) {
+      if (lo <= 1 || this.cursorOf.get(sink, stream, epoch) !== undefined) continue;
+      const now = this.now();
+      const body = { count: lo - 1, from: 1, to: lo - 1, reason: 'delivered before this uplink was enabled' };
+      this.db.transaction(() => {
+        if (epoch === this.identity.epoch) this.upsertHead.run(stream, epoch, this.head(stream));
+        this.insertRow.run(stream, epoch, 1, randomUUID(), 'outbox.skipped', now, now, JSON.stringify(body), null, JSON.stringify({ from: 1, to: lo - 1 }));
+      })();
+      const b = this.backlog.get(stream) as { records: number; bytes: number };
+      b.records++;
+      b.bytes += ROW_OVERHEAD_BYTES;
+    }
   }
 
   sinksOf(stream: StreamName): string[] {
