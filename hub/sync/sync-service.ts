@@ -71,6 +71,8 @@ export class SyncService {
   private ticker: NodeJS.Timeout | undefined;
   private telemetryTimer: NodeJS.Timeout | undefined;
   private wakeScheduled = false;
+  private compactScheduled = false;
+  private lastCompactAt = 0;
 
   constructor(private readonly deps: SyncDeps) {}
 
@@ -279,6 +281,16 @@ export class SyncService {
 
   private scheduleWake(stream: StreamName): void {
     this.deps.metrics.outboxProduced.inc({ stream });
+    // Over budget: compact soon (at most once a second), not only on the periodic tick, so a busy
+    // stream overshoots its budget by a second of production at most.
+    if (!this.compactScheduled && this.deps.outbox.size(stream).bytes > this.deps.config.cloud.streams[stream].maxBytes) {
+      this.compactScheduled = true;
+      const wait = Math.max(0, 1000 - (Date.now() - this.lastCompactAt));
+      setTimeout(() => {
+        this.compactScheduled = false;
+        this.compact();
+      }, wait).unref();
+    }
     if (this.wakeScheduled) return;
     this.wakeScheduled = true;
     // after the producer's transaction has committed (it runs synchronously to the end of this turn)
@@ -289,6 +301,7 @@ export class SyncService {
   }
 
   private compact(): void {
+    this.lastCompactAt = Date.now();
     const compactor = this.compactor;
     if (!compactor) return;
     try {
