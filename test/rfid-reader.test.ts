@@ -120,7 +120,7 @@ t.test('validate: one line per problem, naming the option', async (t) => {
   t.same(rfidReaderFactory.validate(device(IMPINJ)), []);
   t.same(rfidReaderFactory.validate(device(ZEBRA)), []);
   t.equal(rfidReaderFactory.kind, 'rfid-reader');
-  t.equal(rfidReaderFactory.transport, 'mqtt');
+  t.same(rfidReaderFactory.transport, ['mqtt', 'http-stream']);
 
   const problems = rfidReaderFactory.validate(
     device({
@@ -162,8 +162,16 @@ t.test('validate: one line per problem, naming the option', async (t) => {
 
 t.test('topics get the device id; zones come from the antenna map', async (t) => {
   const device = { id: 'rdr-9', kind: 'rfid-reader', options: ZEBRA };
-  // the management pair (firmware, get_version) defaults to Zebra's sample layout under the vendor prefix
-  t.same(readerTopics(device), ['zebra/rdr-9/data', 'zebra/rdr-9/status', 'zebra/rdr-9/events', 'zebra/rdr-9/mgmt/cmd', 'zebra/rdr-9/mgmt/res']);
+  // the management pair (firmware, get_version) and the control pair (start/stop) default to Zebra's sample layout under the vendor prefix
+  t.same(readerTopics(device), [
+    'zebra/rdr-9/data',
+    'zebra/rdr-9/status',
+    'zebra/rdr-9/events',
+    'zebra/rdr-9/mgmt/cmd',
+    'zebra/rdr-9/mgmt/res',
+    'zebra/rdr-9/ctrl/cmd',
+    'zebra/rdr-9/ctrl/res',
+  ]);
   t.same(
     [...antennaZones(device)],
     [

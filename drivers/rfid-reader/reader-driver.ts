@@ -7,11 +7,30 @@
  * Bad input is counted through ctx.reject and dropped, one event at a time; nothing here throws into
  * the broker. Reads from antennas the config does not map to a zone are counted and dropped.
  *
- * Through the reader's management interface (a command and a response topic) it asks the reader's
+ * Two transports: MQTT (the reader publishes to the hub's broker) for both vendors, or, for Impinj,
+ * http-stream: the hub holds the reader's `GET /data/stream` open (http-event-stream.ts) and the
+ * device is offline, with the transport's reason, while the stream cannot be had. Parsing, health,
+ * flood and overflow handling are the same for both.
+ *
+ * Through the reader's management interface (MQTT: a command and a response topic) it asks the reader's
  * firmware version after each birth message, and runs firmware updates and rollbacks (firmware-update.ts).
+ * `inventory.start` / `inventory.stop` go to Impinj's REST API or Zebra's control topics (inventory-control.ts).
  */
-import type { CommandResult, DeviceCommand, DeviceHealth, Driver, DriverContext, MqttTransport, RejectReason, Unsubscribe } from '../../hub/sdk/index.js';
+import type {
+  CommandResult,
+  DeviceCommand,
+  DeviceHealth,
+  Driver,
+  DriverContext,
+  HttpStreamClosed,
+  HttpStreamTransport,
+  MqttTransport,
+  RejectReason,
+  Unsubscribe,
+} from '../../hub/sdk/index.js';
+import { MAX_LINE_CHARS, openEventStream } from './http-event-stream.js';
 import { type ImpinjEvent, parseImpinjPayload, parseImpinjStatus } from './impinj.js';
+import { InventoryControl, type InventoryState } from './inventory-control.js';
 import { type ResolvedOptions, resolveOptions } from './options.js';
 import type { ConnectionState, ParseResult } from './payload.js';
 import { ReaderMaintenance } from './reader-maintenance.js';
@@ -32,14 +51,18 @@ export class RfidReaderDriver implements Driver {
   private overflowReason = '';
   private readonly lostAntennas = new Map<number, string>();
   private lastHealth = '';
-  /** Management interface, firmware version and firmware operations (reader-maintenance.ts). */
+  /** Management interface, firmware version and firmware operations (reader-maintenance.ts); MQTT only. */
   private maintenance: ReaderMaintenance | undefined;
+  private control: InventoryControl | undefined;
+  /** From Impinj's inventoryStatusEvent, or the last start/stop the reader accepted. */
+  private inventory: InventoryState = 'unknown';
 
   /** Counters for the `status` command and tests. */
   readonly counters = { messages: 0, reads: 0, rejected: 0 };
 
-  constructor(private readonly ctx: DriverContext<MqttTransport>) {
-    const { problems, options } = resolveOptions(ctx.device);
+  constructor(private readonly ctx: DriverContext<MqttTransport | HttpStreamTransport>) {
+    // the options that apply depend on the transport the driver was actually given
+    const { problems, options } = resolveOptions({ ...ctx.device, transportType: ctx.transport.type });
     this.problems = problems;
     this.options = options;
   }
@@ -48,24 +71,59 @@ export class RfidReaderDriver implements Driver {
     if (!this.options) throw new Error(`invalid rfid-reader options: ${this.problems.join('; ')}`);
     signal.throwIfAborted();
     if (this.subscriptions.length > 0) return;
-    const { transport } = this.ctx;
     const o = this.options;
+    const offlineReason = () => (this.connection === 'offline' ? this.offlineReason : undefined);
     this.windowStart = this.ctx.now();
-    this.maintenance = new ReaderMaintenance(
+    this.control = new InventoryControl(
       this.ctx,
       o,
-      () => (this.connection === 'offline' ? this.offlineReason : undefined),
+      offlineReason,
+      (state) => (this.inventory = state),
+      (reason, detail) => this.reject(reason, detail),
+    );
+    const transport = this.ctx.transport;
+    if (transport.type === 'http-stream') this.startHttp(transport);
+    else this.startMqtt(transport, o, offlineReason);
+    // Clears flooding and overflow when a reader goes quiet (no read would roll the window then).
+    this.timer = setInterval(() => this.housekeeping(), 1000);
+    this.timer.unref?.();
+  }
+
+  private startHttp(transport: HttpStreamTransport): void {
+    this.subscriptions.push(
+      openEventStream(transport, {
+        open: () => this.streamOpen(),
+        alive: () => this.ctx.seen(),
+        line: (text) => this.guard('data stream', () => this.onEventsText(text)),
+        oversized: (n) => {
+          for (let i = 0; i < n; i++) this.reject('malformed', `data stream line longer than ${MAX_LINE_CHARS} characters`);
+        },
+        closed: (info) => this.streamClosed(info),
+      }),
+    );
+    this.ctx.log.info(
+      { vendor: 'impinj', transport: 'http-stream', antennas: Object.fromEntries((this.options as ResolvedOptions).zones) },
+      'rfid reader driver streaming',
+    );
+  }
+
+  private startMqtt(transport: MqttTransport, o: ResolvedOptions, offlineReason: () => string | undefined): void {
+    const ctx = this.ctx as DriverContext<MqttTransport>;
+    this.maintenance = new ReaderMaintenance(
+      ctx,
+      o,
+      offlineReason,
       () => this.updateHealth(),
       (reason, detail) => this.reject(reason, detail),
     );
-    // a wide events filter (`impinj/{id}/#`) also matches the management topics: those are not events
-    const own = (topic: string) => topic === o.commands || topic === o.responses;
+    // a wide events filter (`impinj/{id}/#`) also matches the command/response topics: those are not events
+    const own = (topic: string) => [o.commands, o.responses, o.controlCommands, o.controlResponses].includes(topic);
     const on = (handle: (payload: Buffer) => void) => (topic: string, payload: Buffer) => {
       if (!own(topic)) this.guard(topic, () => handle(payload));
     };
     this.subscriptions.push(
       transport.subscribe(
-        o.events,
+        o.events as string,
         on((p) => this.onEvents(p)),
       ),
     );
@@ -84,9 +142,8 @@ export class RfidReaderDriver implements Driver {
         ),
       );
     this.subscriptions.push(this.maintenance.subscribe((topic, work) => this.guard(topic, work)));
-    // Clears flooding and overflow when a reader goes quiet (no read would roll the window then).
-    this.timer = setInterval(() => this.housekeeping(), 1000);
-    this.timer.unref?.();
+    const control = this.control?.subscribe((topic, work) => this.guard(topic, work));
+    if (control) this.subscriptions.push(control);
     this.ctx.log.info({ vendor: o.vendor, events: o.events, status: o.status, antennas: Object.fromEntries(o.zones) }, 'rfid reader driver listening');
   }
 
@@ -95,6 +152,7 @@ export class RfidReaderDriver implements Driver {
     if (this.timer) clearInterval(this.timer);
     this.timer = undefined;
     this.maintenance?.stop();
+    this.control?.stop();
   }
 
   async execute(command: DeviceCommand): Promise<CommandResult> {
@@ -103,7 +161,9 @@ export class RfidReaderDriver implements Driver {
         ok: true,
         data: {
           ...this.counters,
+          transport: this.options?.transport,
           connection: this.connection,
+          inventory: this.inventory,
           flooding: this.flooding !== undefined,
           lostAntennas: [...this.lostAntennas.keys()],
           health: this.health(),
@@ -111,10 +171,23 @@ export class RfidReaderDriver implements Driver {
         },
       };
     }
+    const control = this.control?.execute(command);
+    if (control !== undefined) {
+      // Zebra sends no inventory status event: a start or stop it confirmed is the same news, so
+      // a start/stop run counts as a cycle count just as an Impinj preset run does.
+      if (this.options?.vendor !== 'zebra' || (command.name !== 'inventory.start' && command.name !== 'inventory.stop')) return control;
+      const result = await control;
+      if (result.ok) this.condition(this.ctx.now(), 'inventory_status', { status: command.name === 'inventory.start' ? 'running' : 'idle' });
+      return result;
+    }
     const maintenance = this.maintenance?.execute(command);
     if (maintenance !== undefined) return maintenance;
-    // Starting and stopping inventory is the reader's REST API (Impinj) or control endpoint (Zebra): not yet driven.
-    return { ok: false, detail: `rfid-reader does not support the command ${command.name} (status, firmware.update, firmware.rollback)` };
+    if (/^firmware\./.test(command.name) && this.options?.transport === 'http-stream')
+      return { ok: false, detail: `${command.name} uses the MQTT management interface; this reader is on the http-stream transport` };
+    return {
+      ok: false,
+      detail: `rfid-reader does not support the command ${command.name} (status, inventory.start, inventory.stop, firmware.update, firmware.rollback)`,
+    };
   }
 
   private guard(topic: string, work: () => void): void {
@@ -132,10 +205,17 @@ export class RfidReaderDriver implements Driver {
   }
 
   private onEvents(payload: Buffer): void {
+    this.onEventsText(payload.toString('utf8'));
+  }
+
+  /**
+   * One MQTT message, or one line of the HTTP data stream (the last line of a response that ended
+   * without a newline included: complete, it is an event; cut short, it is malformed like any other).
+   */
+  private onEventsText(text: string): void {
     const o = this.options as ResolvedOptions;
     this.counters.messages++;
     this.ctx.seen();
-    const text = payload.toString('utf8');
     if (o.vendor === 'impinj') {
       for (const result of parseImpinjPayload(text)) this.onImpinj(result);
     } else {
@@ -170,6 +250,7 @@ export class RfidReaderDriver implements Driver {
         });
         break;
       case 'inventoryStatus':
+        if (e.status === 'running' || e.status === 'idle') this.inventory = e.status;
         this.condition(time, 'inventory_status', { status: e.status });
         break;
       case 'antennaActivation':
@@ -280,8 +361,35 @@ export class RfidReaderDriver implements Driver {
       this.offlineReason = result.value === 'lost' ? 'connection lost (reader will message)' : 'reader disconnected';
       // whatever waits for an answer will not get one from this session
       this.maintenance?.offline(this.offlineReason);
+      this.control?.offline(this.offlineReason);
     }
     this.condition(now, 'reader_connection', { state: result.value });
+    this.updateHealth();
+  }
+
+  /** The HTTP data stream is open: the reader is there. */
+  private streamOpen(): void {
+    const was = this.connection;
+    this.connection = 'online';
+    if (was !== 'online') {
+      this.ctx.log.info({ was }, 'reader data stream open');
+      this.condition(this.ctx.now(), 'reader_connection', { state: 'connected' });
+    }
+    this.updateHealth();
+  }
+
+  /** The HTTP data stream ended or cannot be had: offline with the transport's reason until it reopens. */
+  private streamClosed(info: HttpStreamClosed): void {
+    const was = this.connection;
+    // the same failure again (a retry) keeps the reason it had: health changes only when the cause does
+    const changed = was !== 'offline' || !this.offlineReason.endsWith(`: ${info.reason}`);
+    if (was === 'online')
+      this.condition(this.ctx.now(), 'reader_connection', { state: 'lost', reason: info.reason, ...(info.status ? { status: info.status } : {}) });
+    if (changed) this.offlineReason = `${was === 'online' ? 'event stream lost' : 'event stream unavailable'}: ${info.reason}`;
+    this.connection = 'offline';
+    const log = { reason: info.reason, status: info.status, retryInMs: info.retryInMs };
+    if (changed) this.ctx.log.warn(log, 'reader data stream closed; reconnecting');
+    else this.ctx.log.debug(log, 'reader data stream still unavailable');
     this.updateHealth();
   }
 

@@ -11,11 +11,17 @@
  *   (`kill()`: the socket dies without DISCONNECT, so the broker publishes the will), a clean stop;
  * - a management interface (command and response topics) that takes firmware into A/B slots, verifies
  *   it, reboots (disconnects, boots for `bootMs`, reconnects with a new birth message) and rolls back
- *   (management-agent.ts); an image that boots unhealthy loses every antenna.
+ *   (management-agent.ts); an image that boots unhealthy loses every antenna;
+ * - inventory that can be started and stopped: Zebra's control topics (control-agent.ts), Impinj's REST
+ *   API on the simulator's HTTP(S) server (impinj-http.ts), which also serves the HTTP data stream
+ *   (`GET /api/v1/data/stream`, the same events as on the event topic, one per line). An Impinj reader
+ *   reports each start and stop with an inventoryStatusEvent, as the real one does.
  *
  * It shares no code with the hub's driver (drivers/rfid-reader): formats come from wire-formats.ts.
  */
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
+import { handleControl } from './control-agent.js';
+import { type ImpinjHttpOptions, ImpinjHttpServer } from './impinj-http.js';
 import { type AgentOutcome, ManagementAgent } from './management-agent.js';
 import { encodeSgtin96 } from './sgtin-encoder.js';
 import {
@@ -35,14 +41,20 @@ import {
 } from './wire-formats.js';
 
 export interface RfidReaderSimulatorOptions {
-  /** Broker URL, e.g. mqtt://127.0.0.1:1883. */
-  url: string;
-  username: string;
-  password: string;
+  /** Broker URL, e.g. mqtt://127.0.0.1:1883. Without it the reader does not use MQTT (HTTP only). */
+  url?: string;
+  /** MQTT credentials (required with `url`). */
+  username?: string;
+  password?: string;
   /** Default: the username (the hub's broker wants the device id as client id). */
   clientId?: string;
   vendor: Vendor;
-  topics: {
+  /** Impinj only: serve the REST API and the HTTP data stream (impinj-http.ts). */
+  http?: ImpinjHttpOptions;
+  /** Inventory runs from power-on (a preset started at boot, a Zebra autostart). Default true. */
+  autostart?: boolean;
+  /** MQTT topics (required with `url`). */
+  topics?: {
     /** Impinj eventTopic / Zebra data topic. */
     events: string;
     /** Impinj willTopic / Zebra connection-status topic: will, birth and goodbye messages. */
@@ -53,6 +65,10 @@ export interface RfidReaderSimulatorOptions {
     commands?: string;
     /** Management interface: where the reader answers. */
     responses?: string;
+    /** Zebra control interface: start/stop commands the reader takes (it subscribes). */
+    controlCommands?: string;
+    /** Zebra control interface: where the reader answers. */
+    controlResponses?: string;
   };
   firmware?: {
     /** The version it runs from the factory. Default 8.0.1 (Impinj) or 3.21.13 (Zebra). */
@@ -158,6 +174,11 @@ export class RfidReaderSimulator {
   private killAtChunk: number | undefined;
   /** Antennas this reader lost to an unhealthy image (not to a test's antennaDisconnected). */
   private readonly firmwareDown = new Set<number>();
+  /** The REST API and data stream (Impinj with `http`). */
+  private readonly http: ImpinjHttpServer | undefined;
+  private powered = false;
+  private running = true;
+  private activePreset: string | undefined;
 
   constructor(options: RfidReaderSimulatorOptions) {
     this.o = options;
@@ -166,8 +187,12 @@ export class RfidReaderSimulator {
     if (this.antennas.length === 0) throw new Error('a reader needs at least one antenna');
     this.random = prng(options.seed ?? 1);
     this.rate = options.readsPerSecond ?? 500;
+    if (options.url !== undefined && (options.username === undefined || options.password === undefined || !options.topics))
+      throw new Error('an MQTT reader (url) needs username, password and topics');
+    if (options.http && this.vendor !== 'impinj') throw new Error('only the Impinj simulator serves HTTP (the Zebra IoT Connector is driven over MQTT)');
+    if (options.url === undefined && !options.http) throw new Error('a reader needs url (MQTT) or http');
     this.impinj = {
-      hostname: options.impinj?.hostname ?? `impinj-${options.username}`,
+      hostname: options.impinj?.hostname ?? `impinj-${options.username ?? 'r700'}`,
       epc: options.impinj?.epc ?? 'base64',
       fields: options.impinj?.fields ?? 'all',
       connectMessage: options.impinj?.connectMessage ?? 'connected',
@@ -183,6 +208,65 @@ export class RfidReaderSimulator {
     const tags = options.tags ?? 200;
     if (typeof tags === 'number') this.addTags(tags);
     else for (const epc of tags) this.addTag(epc.toUpperCase());
+    if (options.http) {
+      this.http = new ImpinjHttpServer(options.http, {
+        start: (preset) => this.startInventory(preset),
+        stop: () => this.stopInventory(),
+        status: () => ({
+          status: this.running ? 'running' : 'idle',
+          time: new Date().toISOString(),
+          serialNumber: this.impinj.hostname,
+          ...(this.running && this.activePreset ? { activePreset: { id: this.activePreset, profile: 'inventory' } } : {}),
+        }),
+      });
+    }
+  }
+
+  /** The REST API base of the HTTP server (Impinj with `http`), e.g. https://127.0.0.1:40123/api/v1. */
+  get httpUrl(): string {
+    if (!this.http) throw new Error('this simulator has no HTTP server (options.http)');
+    return this.http.url;
+  }
+
+  /** Requests the HTTP server answered (method, path, status, time), for tests. */
+  get httpRequests(): readonly { method: string; path: string; status: number; time: number }[] {
+    return this.http?.requests ?? [];
+  }
+
+  /** Open HTTP data streams. */
+  get openStreams(): number {
+    return this.http?.openStreams ?? 0;
+  }
+
+  /** True while inventory runs (tags are read). */
+  get inventoryRunning(): boolean {
+    return this.running;
+  }
+
+  /**
+   * What `POST /profiles/inventory/presets/{preset}/start` (Impinj) or the control `start` (Zebra) does:
+   * reading begins; an Impinj reader says so with an inventoryStatusEvent. Already running: nothing changes.
+   */
+  async startInventory(preset?: string): Promise<void> {
+    if (this.running) return;
+    this.running = true;
+    this.activePreset = preset;
+    this.carry = 0;
+    this.lastTick = Date.now();
+    if (this.vendor === 'impinj') await this.inventoryStatus('running');
+  }
+
+  /** What `POST /profiles/stop` or the control `stop` does: reading ends (idle). Already idle: a no-op. */
+  async stopInventory(): Promise<void> {
+    if (!this.running) return;
+    this.running = false;
+    this.activePreset = undefined;
+    if (this.vendor === 'impinj') await this.inventoryStatus('idle');
+  }
+
+  /** The network drops every open HTTP data stream (the server stays up): the hub must reconnect. */
+  dropStreams(): void {
+    this.http?.dropStreams();
   }
 
   /** EPCs currently in the readers' field. */
@@ -192,6 +276,11 @@ export class RfidReaderSimulator {
 
   get connected(): boolean {
     return this.client?.connected ?? false;
+  }
+
+  /** Someone receives events: the MQTT session is up, or an HTTP data stream is open. */
+  private get listened(): boolean {
+    return (this.client?.connected ?? false) || (this.http?.openStreams ?? 0) > 0;
   }
 
   /** What the reader's bootloader knows: running and standby images, boot count, a transfer in progress. */
@@ -233,9 +322,30 @@ export class RfidReaderSimulator {
    * connects with the will set, subscribes to its command topic, publishes the birth message, reads.
    */
   async start(): Promise<void> {
-    if (this.client) return;
+    if (this.powered) return;
+    this.powered = true;
     this.agent.slots.boot();
+    this.running = this.o.autostart ?? true;
+    this.activePreset = this.running ? 'default' : undefined;
+    try {
+      await this.http?.listen();
+      if (this.o.url !== undefined) await this.connectMqtt(this.o.url);
+    } catch (err) {
+      this.powered = false;
+      this.http?.kill();
+      throw err;
+    }
+    await this.afterBoot();
+    this.lastTick = Date.now();
+    this.carry = 0;
+    this.ticker = setInterval(() => this.tick(), this.o.tickMs ?? 20);
+    const beat = this.o.heartbeatMs ?? 30_000;
+    if (this.vendor === 'zebra' && this.o.topics?.management && beat > 0) this.heartbeat = setInterval(() => void this.sendHeartbeat(), beat);
+  }
+
+  private async connectMqtt(url: string): Promise<void> {
     const o = this.o;
+    const topics = o.topics ?? { events: '' };
     const options: IClientOptions = {
       clientId: o.clientId ?? o.username,
       username: o.username,
@@ -246,24 +356,18 @@ export class RfidReaderSimulator {
       keepalive: o.keepalive ?? 10,
       clean: true,
     };
-    const status = o.topics.status;
+    const status = topics.status;
     if (status) options.will = { topic: status, payload: Buffer.from(this.statusPayload('lost')), qos: 1, retain: false };
-    const client = await mqtt.connectAsync(o.url, options);
+    const client = await mqtt.connectAsync(url, options);
     client.on('error', (err) => this.errors.push(err));
     this.client = client;
-    if (o.topics.commands) {
-      client.on('message', (topic, payload) => {
-        if (topic === o.topics.commands) this.onCommand(payload);
-      });
-      await client.subscribeAsync(o.topics.commands, { qos: 1 });
-    }
+    client.on('message', (topic, payload) => {
+      if (topic === topics.commands) this.onCommand(payload);
+      else if (topic === topics.controlCommands) this.onControl(payload);
+    });
+    if (topics.commands) await client.subscribeAsync(topics.commands, { qos: 1 });
+    if (topics.controlCommands && this.vendor === 'zebra') await client.subscribeAsync(topics.controlCommands, { qos: 1 });
     if (status) await client.publishAsync(status, this.statusPayload('connected'), { qos: 1 });
-    await this.afterBoot();
-    this.lastTick = Date.now();
-    this.carry = 0;
-    this.ticker = setInterval(() => this.tick(), o.tickMs ?? 20);
-    const beat = o.heartbeatMs ?? 30_000;
-    if (this.vendor === 'zebra' && o.topics.management && beat > 0) this.heartbeat = setInterval(() => void this.sendHeartbeat(), beat);
   }
 
   /** A clean shutdown: the goodbye message (if configured), then MQTT DISCONNECT, so no will. */
@@ -274,10 +378,12 @@ export class RfidReaderSimulator {
 
   private async shutdown(): Promise<void> {
     this.stopTimers();
+    this.powered = false;
+    await this.http?.close();
     const client = this.client;
     if (!client) return;
     this.client = undefined;
-    const status = this.o.topics.status;
+    const status = this.o.topics?.status;
     if (client.connected && status && this.vendor === 'impinj' && this.impinj.disconnectMessage !== '') {
       await client.publishAsync(status, this.impinj.disconnectMessage, { qos: 1 }).catch((err: Error) => this.errors.push(err));
     }
@@ -288,6 +394,8 @@ export class RfidReaderSimulator {
   kill(): void {
     this.cancelBoot();
     this.stopTimers();
+    this.powered = false;
+    this.http?.kill();
     const client = this.client;
     this.client = undefined;
     client?.end(true);
@@ -333,7 +441,7 @@ export class RfidReaderSimulator {
     for (const r of reads) {
       const read: SimRead = { epc: r.epc.toUpperCase(), antenna: r.antenna, rssi: r.rssi ?? -50, time: now };
       this.stats.reads++;
-      await this.publishAsync(this.o.topics.events, JSON.stringify(this.tagEvent(read)), this.o.qos ?? 0);
+      await this.sendEvent(JSON.stringify(this.tagEvent(read)), this.o.qos ?? 0);
     }
   }
 
@@ -342,13 +450,16 @@ export class RfidReaderSimulator {
     if (this.vendor !== 'impinj') throw new Error('Zebra readers send no overflow event (their outage queue drops the oldest silently)');
     const now = Date.now();
     this.stats.overflowEvents++;
-    await this.publishAsync(this.o.topics.events, JSON.stringify(impinjOverflow(this.impinj.hostname, now, eventsPurged, eventsRemaining, now - 5000)), 1);
+    await this.sendEvent(JSON.stringify(impinjOverflow(this.impinj.hostname, now, eventsPurged, eventsRemaining, now - 5000)), 1);
   }
 
-  /** An Impinj inventoryStatusEvent, as the reader sends when a preset starts and when it stops. */
+  /**
+   * An Impinj inventoryStatusEvent, as the reader sends when a preset starts and when it stops. Only
+   * the event: startInventory() and stopInventory() also change what the reader does.
+   */
   async inventoryStatus(status: 'running' | 'idle'): Promise<void> {
     if (this.vendor !== 'impinj') throw new Error('Zebra readers report start/stop as command responses, not events');
-    await this.publishAsync(this.o.topics.events, JSON.stringify(impinjInventoryStatus(this.impinj.hostname, Date.now(), status)), 1);
+    await this.sendEvent(JSON.stringify(impinjInventoryStatus(this.impinj.hostname, Date.now(), status)), 1);
   }
 
   async antennaDisconnected(port: number): Promise<void> {
@@ -364,11 +475,11 @@ export class RfidReaderSimulator {
   /** Publishes one broken payload to the event topic. */
   async sendMalformed(kind: MalformedKind): Promise<void> {
     this.stats.malformed++;
-    await this.publishAsync(this.o.topics.events, malformed(this.vendor, kind, Date.now()), 1);
+    await this.sendEvent(malformed(this.vendor, kind, Date.now()), 1);
   }
 
   async sendHeartbeat(): Promise<void> {
-    const topic = this.o.topics.management;
+    const topic = this.o.topics?.management;
     if (!topic || this.vendor !== 'zebra') return;
     await this.publishAsync(topic, JSON.stringify(zebraHeartbeat(Date.now(), this.stats.reads, [...this.antennas], this.disconnectedAntennas)), 0);
   }
@@ -392,6 +503,15 @@ export class RfidReaderSimulator {
     return JSON.stringify(zebraConnection(Date.now(), this.mac, state === 'connected' ? 'CONNECTED' : 'DISCONNECTED', version));
   }
 
+  /** Zebra control interface: start and stop reading, answered on the control response topic. */
+  private onControl(payload: Buffer): void {
+    const outcome = handleControl(payload);
+    if (outcome.running === true) void this.startInventory();
+    else if (outcome.running === false) void this.stopInventory();
+    const responses = this.o.topics?.controlResponses;
+    if (outcome.response && responses) void this.publishAsync(responses, JSON.stringify(outcome.response), 1);
+  }
+
   private onCommand(payload: Buffer): void {
     const outcome: AgentOutcome = this.agent.handle(payload);
     if (outcome.chunk && this.killAtChunk !== undefined && this.agent.slots.chunks >= this.killAtChunk) {
@@ -403,7 +523,7 @@ export class RfidReaderSimulator {
       this.dropAcks--;
       return;
     }
-    const responses = this.o.topics.responses;
+    const responses = this.o.topics?.responses;
     if (!outcome.response || !responses) return;
     const sent = this.publishAsync(responses, JSON.stringify(outcome.response), 1);
     if (outcome.reboot) void sent.then(() => this.reboot());
@@ -444,7 +564,7 @@ export class RfidReaderSimulator {
       await this.sendHeartbeat();
       return;
     }
-    await this.publishAsync(this.o.topics.events, JSON.stringify(impinjEvent(this.impinj.hostname, Date.now(), type, { antennaPort: port })), 1);
+    await this.sendEvent(JSON.stringify(impinjEvent(this.impinj.hostname, Date.now(), type, { antennaPort: port })), 1);
   }
 
   private tagEvent(read: SimRead): Record<string, unknown> {
@@ -459,8 +579,13 @@ export class RfidReaderSimulator {
 
   private tick(): void {
     const client = this.client;
-    if (!client?.connected) return;
+    if (!this.listened) return;
     const now = Date.now();
+    if (!this.running) {
+      this.lastTick = now;
+      this.carry = 0;
+      return;
+    }
     // a stalled event loop does not turn into one giant burst: at most one second of reads per tick
     const elapsed = Math.min(1000, now - this.lastTick);
     this.lastTick = now;
@@ -469,7 +594,8 @@ export class RfidReaderSimulator {
     this.carry = due - n;
     if (n === 0 || this.tags.length === 0) return;
 
-    const backlog = (client.stream as unknown as { writableLength?: number }).writableLength ?? 0;
+    const mqttBacklog = client?.connected ? ((client.stream as unknown as { writableLength?: number }).writableLength ?? 0) : 0;
+    const backlog = Math.max(mqttBacklog, this.http?.backlog ?? 0);
     if (backlog > (this.o.maxBacklogBytes ?? 2 * 1024 * 1024)) {
       if (this.droppedSinceReport === 0) this.firstDropAt = now;
       this.droppedSinceReport += n;
@@ -478,7 +604,7 @@ export class RfidReaderSimulator {
     }
     if (this.droppedSinceReport > 0 && this.vendor === 'impinj') {
       this.stats.overflowEvents++;
-      this.publish(this.o.topics.events, JSON.stringify(impinjOverflow(this.impinj.hostname, now, this.droppedSinceReport, 0, this.firstDropAt)), 1);
+      this.emitEvents([impinjOverflow(this.impinj.hostname, now, this.droppedSinceReport, 0, this.firstDropAt)], 1);
     }
     this.droppedSinceReport = 0;
 
@@ -493,14 +619,32 @@ export class RfidReaderSimulator {
       events.push(this.tagEvent({ epc: tag.epc, antenna, rssi: (tag.base[index] as number) + this.jitter(), time: now }));
     }
     this.stats.reads += events.length;
-    const qos = this.o.qos ?? 0;
+    this.emitEvents(events, this.o.qos ?? 0);
+  }
+
+  /**
+   * Events to every listener: on the event topic (one per message, or batched above `batchAbove`
+   * reads/s) and on every open HTTP data stream (one per line).
+   */
+  private emitEvents(events: Record<string, unknown>[], qos: 0 | 1): void {
+    if (events.length === 0) return;
+    if (this.http) this.http.broadcast(events.map((e) => `${JSON.stringify(e)}\n`).join(''));
+    const topic = this.o.topics?.events;
+    if (!this.client || !topic) return;
     if (this.rate <= (this.o.batchAbove ?? 200)) {
-      for (const e of events) this.publish(this.o.topics.events, JSON.stringify(e), qos);
+      for (const e of events) this.publish(topic, JSON.stringify(e), qos);
       return;
     }
     const size = Math.max(1, this.o.batchMax ?? 50);
     const framing = this.o.zebra?.framing ?? 'concatenated';
-    for (let i = 0; i < events.length; i += size) this.publish(this.o.topics.events, batch(this.vendor, events.slice(i, i + size), framing), qos);
+    for (let i = 0; i < events.length; i += size) this.publish(topic, batch(this.vendor, events.slice(i, i + size), framing), qos);
+  }
+
+  /** One event (or a broken payload) at once, to every listener; resolves once MQTT has it. */
+  private async sendEvent(payload: string | Buffer, qos: 0 | 1): Promise<void> {
+    this.http?.broadcast(Buffer.concat([Buffer.from(payload), Buffer.from('\n')]));
+    const topic = this.o.topics?.events;
+    if (this.o.url !== undefined && topic) await this.publishAsync(topic, payload, qos);
   }
 
   private publish(topic: string, payload: string | Buffer, qos: 0 | 1): void {

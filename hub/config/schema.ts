@@ -101,13 +101,32 @@ const HidTransport = Type.Object(
   { additionalProperties: false },
 );
 
+const HttpStreamTransport = Type.Object(
+  {
+    type: Type.Literal('http-stream'),
+    url: Type.String({
+      pattern: '^https?://[^/?#@\\s]+(/[^?#\\s]*)?$',
+      description: "base URL of the device's HTTP API, e.g. https://reader-1.local/api/v1; credentials go in username/password, never in the URL",
+    }),
+    username: Type.Optional(Type.String({ minLength: 1, description: 'HTTP basic auth user' })),
+    password: Type.Optional(Type.String({ description: 'secret: HTTP basic auth password; never logged' })),
+    ca: Type.Optional(Type.String({ minLength: 1, description: "PEM CA bundle the device's certificate must chain to (default: the system CAs)" })),
+    idleTimeoutSeconds: Type.Number({
+      exclusiveMinimum: 0,
+      default: 90,
+      description: 'a stream without a byte (not even a keep-alive) for this long is dropped and reopened',
+    }),
+  },
+  { additionalProperties: false },
+);
+
 const Device = Type.Object(
   {
     id: Id,
     kind: Type.String({ pattern: '^[a-z][a-z0-9-]{0,31}$', description: 'device class, the name of a folder in drivers/' }),
     name: Type.Optional(Type.String()),
     model: Type.Optional(Type.String()),
-    transport: Type.Union([MqttTransport, SerialTransport, HidTransport]),
+    transport: Type.Union([MqttTransport, SerialTransport, HidTransport, HttpStreamTransport]),
     options: Type.Record(Type.String(), Type.Unknown(), { default: {}, description: 'protocol settings, validated by the driver' }),
   },
   { additionalProperties: false },

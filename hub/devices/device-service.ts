@@ -9,7 +9,7 @@ import type { DeviceConfig } from '../config/schema.js';
 import type { Logger } from '../observability/logger.js';
 import type { HubMetrics } from '../observability/metrics.js';
 import { HubError } from '../sdk/errors.js';
-import type { DeviceHealth, DriverFactory } from '../sdk/driver.js';
+import type { DeviceHealth, DriverDevice, DriverFactory } from '../sdk/driver.js';
 import type { Transport } from '../sdk/transport.js';
 import type { Store } from '../store/store.js';
 import type { Outbox } from '../sync/outbox.js';
@@ -19,6 +19,7 @@ import { DeviceRegistry } from './registry.js';
 import { DriverSupervisor } from './supervisor.js';
 import { BrokerTransport } from './transports/broker-transport.js';
 import { HidLine } from './transports/hid-line.js';
+import { HttpStreamLine } from './transports/http-stream-line.js';
 import { SerialLine } from './transports/serial-line.js';
 
 const SEEN_FLUSH_MS = 5_000;
@@ -42,13 +43,20 @@ export function validateDevices(devices: DeviceConfig[], factories: ReadonlyMap<
   devices.forEach((d, i) => {
     if (seen.has(d.id)) problems.push(`devices[${i}].id: duplicate device id ${d.id}`);
     seen.add(d.id);
+    if (d.transport.type === 'http-stream' && d.transport.password !== undefined && d.transport.username === undefined)
+      problems.push(`devices[${i}].transport.username: is required with a password (HTTP basic auth)`);
     const factory = factories.get(d.kind);
     if (!factory) return;
-    if (factory.transport !== d.transport.type) problems.push(`devices[${i}].transport.type: ${d.kind} needs ${factory.transport}, not ${d.transport.type}`);
-    for (const p of factory.validate({ id: d.id, kind: d.kind, options: d.options, ...(d.model ? { model: d.model } : {}) }))
-      problems.push(`devices[${i}].options: ${p}`);
+    const accepted: readonly string[] = typeof factory.transport === 'string' ? [factory.transport] : factory.transport;
+    if (!accepted.includes(d.transport.type)) problems.push(`devices[${i}].transport.type: ${d.kind} needs ${accepted.join(' or ')}, not ${d.transport.type}`);
+    for (const p of factory.validate(driverDevice(d))) problems.push(`devices[${i}].options: ${p}`);
   });
   return problems;
+}
+
+/** What a driver sees of its device's config (the transport's settings stay with the transport). */
+function driverDevice(d: DeviceConfig): DriverDevice {
+  return { id: d.id, kind: d.kind, options: d.options, transportType: d.transport.type, ...(d.model ? { model: d.model } : {}) };
 }
 
 export class DeviceService {
@@ -83,6 +91,8 @@ export class DeviceService {
     };
     for (const d of devices) {
       registry.register(d.id, d.kind, d.model);
+      if (d.transport.type === 'http-stream' && d.transport.password !== undefined && d.transport.url.startsWith('http://'))
+        log.warn({ deviceId: d.id }, 'the device password crosses the network in clear text (http://): use https:// outside a lab');
       const factory = factories.get(d.kind);
       if (!factory) {
         setHealth(d.id, { availability: 'offline', reason: `no driver for kind ${d.kind}` });
@@ -90,7 +100,7 @@ export class DeviceService {
       }
       const supervisor = new DriverSupervisor({
         factory,
-        device: { id: d.id, kind: d.kind, options: d.options, ...(d.model ? { model: d.model } : {}) },
+        device: driverDevice(d),
         makeTransport: () => this.makeTransport(d),
         closeTransport: async (t) => {
           if (t instanceof BrokerTransport) t.close();
@@ -150,6 +160,8 @@ export class DeviceService {
         return new SerialLine(d.transport);
       case 'hid':
         return new HidLine(d.transport);
+      case 'http-stream':
+        return new HttpStreamLine(d.transport);
     }
   }
 }

@@ -7,7 +7,8 @@ import { type Logger, pino } from 'pino';
 export type { Logger };
 
 // pino's wildcards match one level each, so the secret-bearing keys are listed at every depth the
-// hub logs them: top level, inside one object, and inside the config's devices[].options.
+// hub logs them: top level, inside one object, and inside the config's devices[].options and
+// devices[].transport (an http-stream transport's password).
 const SECRET_KEYS = ['password', 'secret', 'token', 'authorization', 'key', 'privateKey'];
 const REDACT = [
   ...SECRET_KEYS,
@@ -15,6 +16,7 @@ const REDACT = [
   ...SECRET_KEYS.map((k) => `*.*.${k}`),
   ...SECRET_KEYS.map((k) => `*.*.*.${k}`),
   ...SECRET_KEYS.map((k) => `config.devices[*].options.${k}`),
+  ...SECRET_KEYS.map((k) => `config.devices[*].transport.${k}`),
   'req.headers.authorization',
 ];
 

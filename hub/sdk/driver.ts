@@ -39,6 +39,8 @@ export interface DriverDevice {
   model?: string;
   /** Protocol settings from the config, validated by the driver's factory. */
   options: Record<string, unknown>;
+  /** The transport type the config chose (one of the factory's), for options that depend on it. */
+  transportType?: Transport['type'];
 }
 
 export interface DriverContext<T extends Transport = Transport> {
@@ -79,8 +81,8 @@ export interface Driver {
 
 export interface DriverFactory<T extends Transport = Transport> {
   kind: string;
-  /** Which transport type the driver needs. */
-  transport: T['type'];
+  /** Which transport type the driver needs, or every type it accepts (the config picks one). */
+  transport: T['type'] | readonly T['type'][];
   /** Problems with the device's `options`, one line each; empty when valid. */
   validate(device: DriverDevice): string[];
   create(ctx: DriverContext<T>): Driver;

@@ -92,6 +92,8 @@ export class SimulationService {
         ...(status ? { status } : {}),
         ...(management ? { management } : {}),
         ...(resolved ? { commands: resolved.commands, responses: resolved.responses } : {}),
+        ...(resolved?.controlCommands ? { controlCommands: resolved.controlCommands } : {}),
+        ...(resolved?.controlResponses ? { controlResponses: resolved.controlResponses } : {}),
       },
       antennas: Object.keys(options.antennas ?? { '1': 'zone-1' }).map(Number),
       tags: 120,
