@@ -2,22 +2,34 @@
  * `npm run bench`: runs every benchmark scenario, prints a table and writes bench/results/*.json.
  * Peers run side by side in the same run on the same machine, so the ratios are what to read.
  * BENCH_SECONDS shortens or lengthens each load phase (default 10).
- * BENCH_ONLY=ingest,rfid,shelf runs only the named scenarios (default: all of them, in that order).
+ * BENCH_ONLY=ingest,rfid,shelf,sync runs only the named scenarios (default: all of them, in that order).
+ * BENCH_SYNC_RECORDS sets the backlog of the sync scenario (default 1,000,000).
  */
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { hubIngest, type IngestFigures, peerIngest, sqliteCeiling, startAndIdle } from './ingest.js';
 import { BENCH_DIR } from './processes.js';
 import { type RfidFigures, rfidIngest } from './rfid-ingest.js';
 import { type ShelfFigures, shelfPolling } from './shelf-polling.js';
+import {
+  BATCH_SIZE,
+  buildBacklog,
+  LEDGER_BUDGET_BYTES,
+  RECEIVER_SYNCHRONOUS,
+  SYNC_RECORDS,
+  type SyncRun,
+  syncRun,
+  type SyncTarget,
+  WINDOW,
+} from './sync-drain.js';
 
 const seconds = Number(process.env.BENCH_SECONDS ?? 10);
 const durationMs = seconds * 1000;
 const RATE = 5000;
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
-const ONLY = new Set((process.env.BENCH_ONLY ?? 'ingest,rfid,shelf').split(',').map((s) => s.trim()));
+const ONLY = new Set((process.env.BENCH_ONLY ?? 'ingest,rfid,shelf,sync').split(',').map((s) => s.trim()));
 /** RFID: the latency point, the sustained target, and a headroom probe above it. */
 const RFID_RATES = [4000, 20_000, 30_000];
 const resultsDir = () => join(BENCH_DIR, '..', '..', 'bench', 'results');
@@ -44,6 +56,7 @@ async function main(): Promise<void> {
   if (ONLY.has('ingest')) await ingestScenario(m);
   if (ONLY.has('rfid')) await rfidScenario(m);
   if (ONLY.has('shelf')) await shelfScenario(m);
+  if (ONLY.has('sync')) await syncScenario(m);
 }
 
 async function ingestScenario(m: ReturnType<typeof machine>): Promise<void> {
@@ -185,6 +198,132 @@ async function shelfScenario(m: ReturnType<typeof machine>): Promise<void> {
     `${JSON.stringify({ stamp: new Date().toISOString(), machine: m, secondsPerPhase: seconds, runs, table: lines }, null, 2)}\n`,
   );
   process.stdout.write(`\nwrote ${join(dir, 'shelf-polling.json')}\n`);
+}
+
+async function syncScenario(m: ReturnType<typeof machine>): Promise<void> {
+  process.stdout.write(
+    `\nSync drain: ${fmt(SYNC_RECORDS)}-record ledger backlog, batches of ${BATCH_SIZE}, window ${WINDOW}, receiver synchronous=${RECEIVER_SYNCHRONOUS}, ${ROUNDS} rounds\n`,
+  );
+  const backlog = buildBacklog(SYNC_RECORDS);
+  process.stdout.write(
+    `  backlog built in ${fmt(backlog.buildSeconds, 1)} s: ${fmt(backlog.records)} records, ${fmt(backlog.fileBytes / 1024 ** 2)} MB database, ${fmt(backlog.bodyBytes / 1024 ** 2)} MB by the ledger budget's count\n`,
+  );
+  // Every round alternates the hub and the two ceilings (the target's figures). The HTTP drain, the
+  // slowest, and the hub against a consumer that applies nothing run in the first BENCH_SYNC_HTTP_ROUNDS
+  // rounds only (default 1): all of them every round would not fit in 10 minutes at 1,000,000 records.
+  // BENCH_SYNC_TARGETS runs only the named targets, every round (exploration: no table without all four).
+  const httpRounds = Number(process.env.BENCH_SYNC_HTTP_ROUNDS ?? 1);
+  const picked = process.env.BENCH_SYNC_TARGETS?.split(',').map((t) => t.trim() as SyncTarget);
+  const plan = (round: number): SyncTarget[] =>
+    picked ?? ['hub-mqtt', 'ceiling-window', 'ceiling-unlimited', ...(round < httpRounds ? (['hub-http', 'hub-null'] as const) : [])];
+  const runs: SyncRun[] = [];
+  const started = performance.now();
+  try {
+    for (let round = 0; round < ROUNDS; round++) {
+      for (const target of plan(round)) {
+        const r = await syncRun(backlog, target, round + 1);
+        runs.push(r);
+        const live = r.liveP99Ms !== undefined ? `, live events p50/p99 ${fmt(r.liveP50Ms ?? Number.NaN)}/${fmt(r.liveP99Ms)} ms` : '';
+        const commits = r.commits
+          ? `, commits on the hub's event loop: ${r.commits.ack.count} acks p99/max ${fmt(r.commits.ack.p99Ms)}/${fmt(r.commits.ack.maxMs)} ms, ${r.commits.sentMark.count} sent marks p99/max ${fmt(r.commits.sentMark.p99Ms)}/${fmt(r.commits.sentMark.maxMs)} ms, event-loop max ${fmt(r.eventLoopMaxMs ?? Number.NaN)} ms`
+          : '';
+        process.stdout.write(
+          `  round ${round + 1}: ${r.target} ${fmt(r.recordsPerSecond)} records/s (${fmt(r.seconds, 1)} s, publisher CPU ${fmt(r.publisherCpuSeconds, 1)} s, receiver ${fmt(r.receiverCpuSeconds, 1)} s, others ${fmt(r.otherCpuSeconds, 1)} s; waited ${fmt(r.waitedSeconds)} s for a quiet machine)${live}${commits}\n`,
+        );
+      }
+    }
+  } finally {
+    rmSync(backlog.dir, { recursive: true, force: true });
+  }
+  const wallMinutes = (performance.now() - started) / 60_000;
+  process.stdout.write(`  ${runs.length} runs in ${fmt(wallMinutes, 1)} min\n`);
+  if (!['hub-mqtt', 'hub-http', 'ceiling-window', 'ceiling-unlimited'].every((t) => runs.some((r) => r.target === t))) return;
+  const median = (target: SyncTarget) => {
+    const of = runs.filter((r) => r.target === target).sort((a, b) => a.recordsPerSecond - b.recordsPerSecond);
+    return of[Math.floor(of.length / 2)] as SyncRun;
+  };
+  const mid = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)] as number;
+  const hub = median('hub-mqtt');
+  const http = median('hub-http');
+  const window = median('ceiling-window');
+  const unlimited = median('ceiling-unlimited');
+  const ceiling = window.recordsPerSecond >= unlimited.recordsPerSecond ? window : unlimited;
+  const hubRuns = runs.filter((r) => r.target === 'hub-mqtt');
+  const liveP50 = mid(hubRuns.map((r) => r.liveP50Ms ?? Number.NaN));
+  const liveP99 = mid(hubRuns.map((r) => r.liveP99Ms ?? Number.NaN));
+  const liveLedger = mid(hubRuns.map((r) => r.liveLedgerMs ?? Number.NaN));
+  const nulls = runs.filter((r) => r.target === 'hub-null');
+  const alone = nulls.length > 0 ? median('hub-null') : undefined;
+  // The receiver's count is checked against what was sent: the backlog, plus the live ledger record of a hub MQTT run.
+  const checked = runs.filter((r) => r.target !== 'hub-null');
+  const expected = (r: SyncRun) => r.records + (r.target === 'hub-mqtt' ? 1 : 0);
+  const lost = checked.reduce((s, r) => s + Math.max(0, expected(r) - r.receiverApplied), 0);
+  const extra = checked.reduce((s, r) => s + Math.max(0, r.receiverApplied - expected(r)), 0);
+  const runsOf = (target: SyncTarget) => runs.filter((r) => r.target === target).length;
+  const label: Record<SyncTarget, string> = {
+    'hub-mqtt': `hub SyncService → mosquitto → receiver (MQTT; ${WINDOW} batches of ${BATCH_SIZE} awaiting the receiver's ack)`,
+    'hub-http': `hub SyncService → receiver (HTTP, OMS adapter; 1 batch of ${BATCH_SIZE} at a time)`,
+    'ceiling-window': `ceiling: bare mqtt.js QoS 1 loop → mosquitto → receiver, ${WINDOW} awaiting PUBACK`,
+    'ceiling-unlimited': 'ceiling: bare mqtt.js QoS 1 loop → mosquitto → receiver, unlimited in flight',
+    'hub-null': 'hub SyncService → mosquitto → a consumer that acks without applying (the hub alone)',
+  };
+  const rows = [hub, window, unlimited, http, ...(alone ? [alone] : [])];
+  const lines = [
+    `| target (${fmt(SYNC_RECORDS)} records; median of the runs) | runs | records/s | drain s | publisher CPU s | publisher CPU cores | receiver CPU s | broker CPU s | other processes' CPU s | rewinds | applied at receiver |`,
+    '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+    ...rows.map(
+      (r) =>
+        `| ${label[r.target]} | ${runsOf(r.target)} | ${fmt(r.recordsPerSecond)} | ${fmt(r.seconds, 1)} | ${fmt(r.publisherCpuSeconds, 1)} | ${fmt(r.publisherCpuSeconds / r.seconds, 2)} | ${fmt(r.receiverCpuSeconds, 1)} | ${r.target === 'hub-http' ? '' : fmt(r.brokerCpuSeconds, 1)} | ${fmt(r.otherCpuSeconds, 1)} | ${r.rewinds === undefined ? '' : fmt(r.rewinds)} | ${r.target === 'hub-null' ? 'n/a' : fmt(r.receiverApplied)} |`,
+    ),
+    '',
+    '| figure | value | target |',
+    '| --- | ---: | --- |',
+    `| hub drain via MQTT / ceiling (the faster bare loop: ${ceiling === window ? `${WINDOW} in flight` : 'unlimited in flight'}, ${fmt(ceiling.recordsPerSecond)} records/s) | ${fmt((hub.recordsPerSecond / ceiling.recordsPerSecond) * 100, 1)}% | >= 50% |`,
+    `| hub drain via MQTT (runs: ${hubRuns.map((r) => fmt(r.recordsPerSecond)).join(', ')}) | ${fmt(hub.recordsPerSecond)} records/s | |`,
+    `| hub drain via HTTP (OMS adapter) / ceiling | ${fmt((http.recordsPerSecond / ceiling.recordsPerSecond) * 100, 1)}% | |`,
+    ...(alone ? [`| hub alone (consumer acks without applying) / ceiling | ${fmt(alone.recordsPerSecond / ceiling.recordsPerSecond, 1)}x | |`] : []),
+    `| hub CPU over the MQTT drain (sync service, SQLite reads and acks, mqtt.js, WAL checkpoints) | ${fmt(hub.publisherCpuSeconds, 1)} s = ${fmt((hub.publisherCpuSeconds / hub.records) * 1e6, 1)} µs a record | |`,
+    `| live \`events\` record every 100 ms during the MQTT drain, append → hub's ack, p50 / p99 (median of runs; p99 of each: ${hubRuns.map((r) => fmt(r.liveP99Ms ?? Number.NaN)).join(', ')}) | ${fmt(liveP50)} / ${fmt(liveP99)} ms | |`,
+    `| one live \`ledger\` record appended as the drain starts, append → hub's ack (behind its stream's backlog by design) | ${fmt(liveLedger / 1000, 1)} s | |`,
+    `| records lost / applied more than once at the receiver, all ${checked.length} runs with a receiver | ${lost} / ${extra} | 0 / 0 |`,
+  ];
+  process.stdout.write(`\n${lines.join('\n')}\n`);
+  const dir = resultsDir();
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(
+    join(dir, 'sync.json'),
+    `${JSON.stringify(
+      {
+        stamp: new Date().toISOString(),
+        machine: m,
+        settings: {
+          records: SYNC_RECORDS,
+          rounds: ROUNDS,
+          batchSize: BATCH_SIZE,
+          window: WINDOW,
+          hubSynchronous: 'full',
+          receiverSynchronous: RECEIVER_SYNCHRONOUS,
+          ledgerBudgetBytes: LEDGER_BUDGET_BYTES,
+          replayRecordsPerSecond: 10_000_000,
+          liveEveryMs: 100,
+          httpRounds,
+        },
+        wallMinutes,
+        backlog: { records: backlog.records, fileBytes: backlog.fileBytes, budgetBytes: backlog.bodyBytes, buildSeconds: backlog.buildSeconds },
+        medians: { hub, http, ceilingWindow: window, ceilingUnlimited: unlimited, hubAlone: alone ?? null },
+        ceiling: ceiling.target,
+        ratio: hub.recordsPerSecond / ceiling.recordsPerSecond,
+        live: { p50Ms: liveP50, p99Ms: liveP99, ledgerMs: liveLedger },
+        lost,
+        appliedMoreThanOnce: extra,
+        runs,
+        table: lines,
+      },
+      null,
+      2,
+    )}\n`,
+  );
+  process.stdout.write(`\nwrote ${join(dir, 'sync.json')}\n`);
 }
 
 main().catch((err: Error) => {

@@ -79,6 +79,8 @@ export class StreamPump {
   private attempts = 0;
   private retryTimer: NodeJS.Timeout | undefined;
   private stopped = false;
+  /** The sent mark last written to the outbox by this pump (see markSent). */
+  private fence: Position = { epoch: -1, seq: 0 };
   /** Why the stream is held (the receiver refuses it), until a send succeeds. */
   held: { reason: string; message: string; since: number } | undefined;
   lastAckAt: number | undefined;
@@ -177,7 +179,7 @@ export class StreamPump {
           const first = (batch.records[0] as { seq: number }).seq;
           const last = (batch.records[batch.records.length - 1] as { seq: number }).seq;
           // Marked before it leaves, so compaction never folds a record a receiver might have.
-          this.o.outbox.markSent(this.o.transport.sink, this.o.stream, batch.epoch, last);
+          if (batch.epoch !== this.fence.epoch || last > this.fence.seq) this.markSent(batch.epoch, last);
           const entry: InFlight = {
             epoch: batch.epoch,
             first,
@@ -200,6 +202,20 @@ export class StreamPump {
     } finally {
       this.pumping = false;
     }
+  }
+
+  /**
+   * Raises the sink's sent mark (the compaction fence) to at least `last`. Each mark is a commit, with
+   * synchronous=FULL an fsync on the event loop, so during a backlog drain it is set a window's worth of
+   * records ahead (never past what the outbox holds now) and written once per window instead of once
+   * per batch. A mark above what was sent only keeps compaction further from the sink's position.
+   */
+  private markSent(epoch: number, last: number): void {
+    const outbox = this.o.outbox;
+    const ahead = epoch === outbox.identity.epoch ? Math.min(last + this.o.window * this.o.batchSize, outbox.head(this.o.stream) - 1) : last;
+    const seq = Math.max(last, ahead);
+    outbox.markSent(this.o.transport.sink, this.o.stream, epoch, seq);
+    this.fence = { epoch, seq };
   }
 
   /** The receiver refused what was sent (an error ack): keep everything, say why, try again slowly. */
