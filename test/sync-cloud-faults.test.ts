@@ -4,20 +4,11 @@
  * consumer that refuses batches. No ledger record is lost or applied twice.
  */
 import t from 'tap';
-import { LedgerStore } from '../reference-receiver/ledger-store.js';
-import { MqttConsumer } from '../reference-receiver/mqtt-consumer.js';
 import { metricValue } from './helpers/hub-harness.js';
-import { startMosquitto } from './helpers/mosquitto.js';
-import { cloudHub, onHandAtHub, onHandAtReceiver, produce, until } from './helpers/sync.js';
+import { cloudHub, startCloud, onHandAtHub, onHandAtReceiver, produce, until } from './helpers/sync.js';
 
 t.test('a cut link: the store keeps producing, nothing is lost or applied twice, order is kept', async (t) => {
-  const broker = await startMosquitto({ persistence: true });
-  t.teardown(() => broker.stop());
-  const receiver = new LedgerStore({ file: ':memory:' });
-  t.teardown(() => receiver.close());
-  const consumer = new MqttConsumer({ url: broker.url, store: receiver, clientId: 'receiver-2', mqtt: { reconnectPeriod: 200 } });
-  await consumer.start();
-  t.teardown(() => consumer.stop());
+  const { broker, receiver } = await startCloud(t, 'receiver-2', { broker: { persistence: true }, reconnectPeriod: 200 });
   const h = await cloudHub(t, broker.url);
   const epoch = h.hub.store?.epoch as number;
 
@@ -44,13 +35,7 @@ t.test('a cut link: the store keeps producing, nothing is lost or applied twice,
 });
 
 t.test('a cut link with a small events budget: oldest events expire into one record, the ledger loses nothing', async (t) => {
-  const broker = await startMosquitto();
-  t.teardown(() => broker.stop());
-  const receiver = new LedgerStore({ file: ':memory:' });
-  t.teardown(() => receiver.close());
-  const consumer = new MqttConsumer({ url: broker.url, store: receiver, clientId: 'receiver-3', mqtt: { reconnectPeriod: 200 } });
-  await consumer.start();
-  t.teardown(() => consumer.stop());
+  const { broker, receiver } = await startCloud(t, 'receiver-3', { reconnectPeriod: 200 });
   const budget = 32 * 1024;
   const h = await cloudHub(t, broker.url, { streams: { events: { maxBytes: budget } } });
   const epoch = h.hub.store?.epoch as number;
@@ -87,14 +72,8 @@ t.test('a cut link with a small events budget: oldest events expire into one rec
 });
 
 t.test('a consumer that refuses batches (an error ack) holds the stream with its reason; nothing is lost', async (t) => {
-  const broker = await startMosquitto();
-  t.teardown(() => broker.stop());
   // this consumer takes at most 10 records per batch; the hub sends 50
-  const receiver = new LedgerStore({ file: ':memory:', maxBatchRecords: 10 });
-  t.teardown(() => receiver.close());
-  const consumer = new MqttConsumer({ url: broker.url, store: receiver, clientId: 'receiver-4' });
-  await consumer.start();
-  t.teardown(() => consumer.stop());
+  const { broker, consumer } = await startCloud(t, 'receiver-4', { receiver: { maxBatchRecords: 10 } });
   const h = await cloudHub(t, broker.url);
   produce(h.hub, 120);
   await until('the ledger is held', () => Boolean(h.hub.sync?.status().find((s) => s.stream === 'ledger')?.sinks[0]?.held));
@@ -106,13 +85,7 @@ t.test('a consumer that refuses batches (an error ack) holds the stream with its
 });
 
 t.test('a broker crash (kill -9) mid-drain: the hub resends from the last ack, each record applied once', async (t) => {
-  const broker = await startMosquitto({ persistence: true });
-  t.teardown(() => broker.stop());
-  const receiver = new LedgerStore({ file: ':memory:' });
-  t.teardown(() => receiver.close());
-  const consumer = new MqttConsumer({ url: broker.url, store: receiver, clientId: 'receiver-6', mqtt: { reconnectPeriod: 200 } });
-  await consumer.start();
-  t.teardown(() => consumer.stop());
+  const { broker, receiver } = await startCloud(t, 'receiver-6', { broker: { persistence: true }, reconnectPeriod: 200 });
   const h = await cloudHub(t, broker.url, { replayRecordsPerSecond: 2000 });
   const epoch = h.hub.store?.epoch as number;
   produce(h.hub, 3000);

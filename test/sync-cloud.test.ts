@@ -11,17 +11,11 @@ import { MqttConsumer } from '../reference-receiver/mqtt-consumer.js';
 import { metricValue } from './helpers/hub-harness.js';
 import { freePort } from './helpers/hub-process.js';
 import { startMosquitto } from './helpers/mosquitto.js';
-import { cloudHub, onHandAtHub, onHandAtReceiver, produce, until } from './helpers/sync.js';
+import { cloudHub, startCloud, onHandAtHub, onHandAtReceiver, produce, until } from './helpers/sync.js';
 import { makeCertificates } from './helpers/tls-certs.js';
 
 t.test('ledger records reach the receiver once, in order; birth, acks, /api/v1/sync and metrics agree', async (t) => {
-  const broker = await startMosquitto();
-  t.teardown(() => broker.stop());
-  const receiver = new LedgerStore({ file: ':memory:' });
-  t.teardown(() => receiver.close());
-  const consumer = new MqttConsumer({ url: broker.url, store: receiver, clientId: 'receiver-1' });
-  await consumer.start();
-  t.teardown(() => consumer.stop());
+  const { broker, receiver, consumer } = await startCloud(t, 'receiver-1');
 
   const h = await cloudHub(t, broker.url);
   const epoch = h.hub.store?.epoch as number;

@@ -5,23 +5,14 @@
  * and in order, and every seq of every stream is accounted for.
  */
 import t from 'tap';
-import { LedgerStore } from '../reference-receiver/ledger-store.js';
-import { MqttConsumer } from '../reference-receiver/mqtt-consumer.js';
-import { startMosquitto } from './helpers/mosquitto.js';
-import { cloudHub, onHandAtHub, onHandAtReceiver, produce, until } from './helpers/sync.js';
+import { cloudHub, startCloud, onHandAtHub, onHandAtReceiver, produce, until } from './helpers/sync.js';
 
 const OUTAGE_MS = Number(process.env.STOREHUB_TEST_OUTAGE_MS ?? 120_000);
 
 t.setTimeout(OUTAGE_MS + 240_000);
 
 t.test(`a ${OUTAGE_MS / 1000} s outage: budgets held while cut, nothing of the ledger lost or doubled after`, async (t) => {
-  const broker = await startMosquitto();
-  t.teardown(() => broker.stop());
-  const receiver = new LedgerStore({ file: ':memory:' });
-  t.teardown(() => receiver.close());
-  const consumer = new MqttConsumer({ url: broker.url, store: receiver, clientId: 'outage-receiver', mqtt: { reconnectPeriod: 500 } });
-  await consumer.start();
-  t.teardown(() => consumer.stop());
+  const { broker, receiver } = await startCloud(t, 'outage-receiver', { reconnectPeriod: 500 });
   const budget = 48 * 1024;
   const h = await cloudHub(t, broker.url, { telemetryIntervalSeconds: 1, streams: { events: { maxBytes: budget }, telemetry: { maxBytes: 16 * 1024 } } });
   const epoch = h.hub.store?.epoch as number;

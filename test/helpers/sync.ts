@@ -1,8 +1,31 @@
 /** Shared pieces of the sync tests: waiting, selling stock in a hub, comparing balances. */
 import type { Test } from 'tap';
 import type { Hub } from '../../hub/hub.js';
-import type { LedgerStore } from '../../reference-receiver/ledger-store.js';
+import { LedgerStore, type LedgerStoreOptions } from '../../reference-receiver/ledger-store.js';
+import { MqttConsumer } from '../../reference-receiver/mqtt-consumer.js';
 import { type Harness, startHub } from './hub-harness.js';
+import { type Mosquitto, type MosquittoOptions, startMosquitto } from './mosquitto.js';
+
+/** The cloud side of a test: Debian's mosquitto and the reference receiver consuming from it. */
+export async function startCloud(
+  t: Test,
+  clientId: string,
+  options: { broker?: MosquittoOptions; receiver?: Partial<LedgerStoreOptions>; reconnectPeriod?: number } = {},
+): Promise<{ broker: Mosquitto; receiver: LedgerStore; consumer: MqttConsumer }> {
+  const broker = await startMosquitto(options.broker);
+  t.teardown(() => broker.stop());
+  const receiver = new LedgerStore({ file: ':memory:', ...options.receiver });
+  t.teardown(() => receiver.close());
+  const consumer = new MqttConsumer({
+    url: broker.url,
+    store: receiver,
+    clientId,
+    ...(options.reconnectPeriod ? { mqtt: { reconnectPeriod: options.reconnectPeriod } } : {}),
+  });
+  await consumer.start();
+  t.teardown(() => consumer.stop());
+  return { broker, receiver, consumer };
+}
 
 export async function until(what: string, check: () => boolean | Promise<boolean>, timeoutMs = 60_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
