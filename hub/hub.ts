@@ -10,9 +10,8 @@ import type { HubConfig } from './config/schema.js';
 import { DeviceService } from './devices/device-service.js';
 import { EventBus } from './devices/event-bus.js';
 import { InventoryService } from './inventory/inventory-service.js';
-import { DemoReceiverService } from './simulation/demo-receiver.js';
-import { SimulationService } from './simulation/simulation-service.js';
 import { Health } from './lifecycle/health.js';
+import { lazyService } from './lifecycle/lazy-service.js';
 import { Lifecycle, type Service } from './lifecycle/lifecycle.js';
 import { deviceServiceCommander } from './ops/device-commander.js';
 import { JobService } from './ops/job-service.js';
@@ -107,14 +106,24 @@ export class Hub {
         },
       },
       new StoreMaintenance(() => this.store as Store, config.database, metrics, log),
-      ...(config.simulation.enabled && config.simulation.cloudReceiver ? [new DemoReceiverService(config, log.child({ service: 'demo-receiver' }))] : []),
+      ...(config.simulation.enabled && config.simulation.cloudReceiver
+        ? [
+            lazyService('demo-receiver', async () => {
+              const { DemoReceiverService } = await import('./simulation/demo-receiver.js');
+              return new DemoReceiverService(config, log.child({ service: 'demo-receiver' }));
+            }),
+          ]
+        : []),
       ...(config.simulation.enabled
         ? [
-            new SimulationService({
-              devices: config.devices,
-              credentials: () => (this.store as Store).credentials,
-              brokerUrl: () => `mqtt://${(this.broker as BrokerService).addresses.tcp}`,
-              log: log.child({ service: 'simulation' }),
+            lazyService('simulation', async () => {
+              const { SimulationService } = await import('./simulation/simulation-service.js');
+              return new SimulationService({
+                devices: config.devices,
+                credentials: () => (this.store as Store).credentials,
+                brokerUrl: () => `mqtt://${(this.broker as BrokerService).addresses.tcp}`,
+                log: log.child({ service: 'simulation' }),
+              });
             }),
           ]
         : []),

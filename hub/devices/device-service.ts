@@ -19,8 +19,8 @@ import { DeviceRegistry } from './registry.js';
 import { DriverSupervisor } from './supervisor.js';
 import { BrokerTransport } from './transports/broker-transport.js';
 import { HidLine } from './transports/hid-line.js';
-import { HttpStreamLine } from './transports/http-stream-line.js';
-import { SerialLine } from './transports/serial-line.js';
+import type { HttpStreamLine } from './transports/http-stream-line.js';
+import type { SerialLine } from './transports/serial-line.js';
 
 const SEEN_FLUSH_MS = 5_000;
 
@@ -65,6 +65,7 @@ export class DeviceService {
   events: DeviceEventLog | undefined;
   private readonly supervisors = new Map<string, DriverSupervisor>();
   private timer: NodeJS.Timeout | undefined;
+  private readonly lines: { serial?: typeof SerialLine; httpStream?: typeof HttpStreamLine } = {};
 
   constructor(private readonly deps: DeviceServiceDeps) {}
 
@@ -75,6 +76,7 @@ export class DeviceService {
       throw new HubError('HUB_ERR_CONFIG_INVALID', `device configuration has ${problems.length} problem(s):\n${problems.join('\n')}`, {
         context: { problems },
       });
+    await this.loadTransports(devices);
     const registry = new DeviceRegistry(store.db);
     const events = new DeviceEventLog(store.db, (err) => log.error({ err }, 'device events not written yet; will retry'), this.deps.outbox);
     this.registry = registry;
@@ -152,16 +154,26 @@ export class DeviceService {
     return this.supervisors.get(deviceId);
   }
 
+  /**
+   * Loads the serial and HTTP transports (serialport, undici) only when a configured device uses
+   * them: a hub whose devices all speak MQTT does not carry their memory.
+   */
+  private async loadTransports(devices: readonly DeviceConfig[]): Promise<void> {
+    const types = new Set(devices.map((d) => d.transport.type));
+    if (types.has('serial')) this.lines.serial = (await import('./transports/serial-line.js')).SerialLine;
+    if (types.has('http-stream')) this.lines.httpStream = (await import('./transports/http-stream-line.js')).HttpStreamLine;
+  }
+
   private makeTransport(d: DeviceConfig): Transport {
     switch (d.transport.type) {
       case 'mqtt':
         return new BrokerTransport(this.deps.broker());
       case 'serial':
-        return new SerialLine(d.transport);
+        return new (this.lines.serial as typeof SerialLine)(d.transport);
       case 'hid':
         return new HidLine(d.transport);
       case 'http-stream':
-        return new HttpStreamLine(d.transport);
+        return new (this.lines.httpStream as typeof HttpStreamLine)(d.transport);
     }
   }
 }

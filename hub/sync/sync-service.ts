@@ -7,8 +7,8 @@
 import type { HubConfig } from '../config/schema.js';
 import type { Logger } from '../observability/logger.js';
 import type { HubMetrics } from '../observability/metrics.js';
-import { CloudLink } from './cloud-link.js';
-import { OmsAdapter } from './oms-adapter.js';
+import type { CloudLink } from './cloud-link.js';
+import type { OmsAdapter } from './oms-adapter.js';
 import type { Outbox } from './outbox.js';
 import { OutboxCompactor } from './outbox-compactor.js';
 import { ReplayPacer } from './replay-pacer.js';
@@ -85,7 +85,10 @@ export class SyncService {
       footfall: cloud.streams.footfall.maxBytes,
       telemetry: cloud.streams.telemetry.maxBytes,
     });
+    // The uplinks' clients (mqtt.js, undici) are loaded only when configured: a hub without them
+    // does not carry their memory.
     if (cloud.oms.enabled) {
+      const { OmsAdapter } = await import('./oms-adapter.js');
       const oms = new OmsAdapter(cloud.oms, outbox.identity.hubId);
       this.oms = oms;
       outbox.registerSink(oms.sink, ['ledger']);
@@ -97,6 +100,7 @@ export class SyncService {
       this.addPumps(oms, ['ledger'], new ReplayPacer(cloud.replayRecordsPerSecond), cloud.oms.batchSize, 1, cloud.oms.timeoutSeconds * 3000);
     }
     if (cloud.enabled) {
+      const { CloudLink } = await import('./cloud-link.js');
       const link = new CloudLink(
         cloud,
         {
