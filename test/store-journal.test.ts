@@ -6,7 +6,7 @@ import { statSync } from 'node:fs';
 import Database from 'better-sqlite3';
 import t, { type Test } from 'tap';
 import { HubError } from '../hub/sdk/errors.js';
-import type { JournalMessage } from '../hub/store/message-journal.js';
+import { type JournalMessage, MessageJournal, type WalSyncer } from '../hub/store/message-journal.js';
 import { Store } from '../hub/store/store.js';
 
 const MiB = 1024 * 1024;
@@ -140,6 +140,99 @@ t.test('a failed commit answers every caller of the batch with an error and writ
   t.equal(countHere(store), 0, 'the whole batch rolled back');
   // The journal keeps working afterwards.
   t.equal(await append(store, message(4)), undefined);
+  t.equal(countElsewhere(store.file), 1);
+});
+
+/** A WAL syncer whose syncs finish only when the test says so. */
+function heldSyncer(): WalSyncer & { started: number; release(err?: Error): void; syncedNow: number } {
+  const waiting: ((err?: Error) => void)[] = [];
+  return {
+    started: 0,
+    syncedNow: 0,
+    sync(done) {
+      this.started++;
+      waiting.push(done);
+    },
+    syncNow() {
+      this.syncedNow++;
+    },
+    release(err) {
+      waiting.shift()?.(err);
+    },
+  };
+}
+
+t.test('with synchronous=full, callers are answered only after a WAL sync that started after their commit', async (t) => {
+  const store = openStore(t);
+  const wal = heldSyncer();
+  const journal = new MessageJournal(store.db, store.budget, wal);
+  const answered: string[] = [];
+  const add = (tag: string, i: number) => journal.append(message(i), (err) => answered.push(err ? `${tag}:error` : tag));
+
+  add('a', 0);
+  add('b', 1);
+  journal.flush();
+  t.equal(countElsewhere(store.file), 2, 'the batch is committed (visible elsewhere)');
+  t.equal(store.db.pragma('synchronous', { simple: true }), 2, 'the connection is back to FULL for every other writer');
+  t.equal(wal.started, 1, 'a sync started for it');
+  t.strictSame(answered, [], 'nobody is answered before the sync ends');
+  t.equal(journal.unsyncedBatches, 1);
+
+  // Two more batches commit while the first sync is in flight: neither is covered by it.
+  add('c', 2);
+  journal.flush();
+  add('d', 3);
+  journal.flush();
+  t.equal(countElsewhere(store.file), 4);
+  t.equal(wal.started, 1, 'one sync in flight at a time');
+
+  let settled = false;
+  const settledPromise = journal.settled().then(() => (settled = true));
+  wal.release();
+  t.strictSame(answered, ['a', 'b'], 'the first sync answers only the batch committed before it started');
+  t.equal(wal.started, 2, 'the next sync starts at once for what was committed meanwhile');
+  await new Promise((r) => setImmediate(r));
+  t.notOk(settled, 'not settled while a batch waits');
+  wal.release();
+  t.strictSame(answered, ['a', 'b', 'c', 'd'], 'one sync covers both later batches, answered in order');
+  await settledPromise;
+  t.ok(settled, 'settled once everything is answered');
+  t.equal(journal.stats.syncs, 2);
+  t.equal(journal.stats.batches, 3);
+});
+
+t.test('a failed WAL sync answers its batches with an error; syncNow answers what waits at shutdown', async (t) => {
+  const store = openStore(t);
+  const wal = heldSyncer();
+  const journal = new MessageJournal(store.db, store.budget, wal);
+  const errors: (Error | undefined)[] = [];
+  journal.append(message(0), (err) => errors.push(err));
+  journal.flush();
+  wal.release(new Error('EIO: i/o error, fdatasync'));
+  t.equal(errors.length, 1);
+  t.ok(errors[0] instanceof HubError);
+  t.match(errors[0]?.message, /journal sync failed: EIO/);
+  t.equal(journal.stats.failed, 1, 'counted as failed: the device is not told it is safe');
+
+  // A batch committed with no sync in flight yet is answered by syncNow (the store closing).
+  journal.append(message(1), (err) => errors.push(err));
+  journal.flush();
+  t.equal(wal.started, 2);
+  // the second sync is in flight; a third batch waits behind it
+  journal.append(message(2), (err) => errors.push(err));
+  journal.flush();
+  journal.syncNow();
+  t.equal(wal.syncedNow, 1);
+  t.equal(errors.length, 2, 'syncNow answered the batch that had no sync yet');
+  t.equal(errors[1], undefined);
+  wal.release();
+  t.equal(errors.length, 3, 'the sync in flight answers its own batch when it ends');
+});
+
+t.test('the store syncs its own WAL file: answers come after a real fdatasync', async (t) => {
+  const store = openStore(t);
+  t.equal(await append(store, message(0)), undefined);
+  t.equal(store.journal.stats.syncs, 1, 'one WAL sync ran');
   t.equal(countElsewhere(store.file), 1);
 });
 

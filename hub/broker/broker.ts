@@ -160,10 +160,12 @@ export class BrokerService {
     clearInterval(this.revocationTimer);
     const listenersClosed = closeListeners(this.servers);
     this.deps.store.journal.flush();
+    await this.deps.store.journal.settled();
     const clients = Object.values((aedes as unknown as { clients: Record<string, Client> }).clients);
     await waitForDrain(clients, 1_000);
     await new Promise<void>((resolve) => aedes.close(() => resolve()));
     this.deps.store.journal.flush();
+    await this.deps.store.journal.settled();
     await listenersClosed;
     this.deps.metrics.brokerClients.set(0);
   }

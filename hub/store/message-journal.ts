@@ -7,10 +7,17 @@
  * Group commit: appends made in one turn of the event loop (all packets parsed from every socket
  * that was readable) are committed together in one transaction on the next setImmediate, so one
  * fsync covers hundreds of messages. A batch is capped so one turn cannot hold the loop for long.
+ *
+ * With `durable` (database.synchronous=full) the commit itself does not wait for the disk: it runs
+ * with synchronous=NORMAL and the WAL is then fdatasync'ed on libuv's thread pool (wal-sync.ts);
+ * callers are answered when a sync that started after their commit has finished. The event loop
+ * goes on parsing and committing the next batch while the disk works, one sync in flight at a
+ * time covering every batch committed before it started. The guarantee is synchronous=FULL's.
  */
 import type Database from 'better-sqlite3';
 import { HubError } from '../sdk/errors.js';
 import type { DiskBudget } from './disk-budget.js';
+import type { SyncDone } from './wal-sync.js';
 
 export interface JournalMessage {
   deviceId: string;
@@ -25,8 +32,23 @@ type Done = (err?: Error) => void;
 export interface JournalStats {
   committed: number;
   batches: number;
+  /** WAL syncs run (each covers every batch committed before it started). */
+  syncs: number;
   rejectedBudget: number;
   failed: number;
+}
+
+/** How committed frames are made durable before callers are answered. */
+export interface WalSyncer {
+  sync(done: SyncDone): void;
+  syncNow(): void;
+}
+
+/** A committed batch waiting for the sync that makes it durable. */
+interface Committed {
+  callbacks: Done[];
+  count: number;
+  started: bigint;
 }
 
 const MAX_BATCH = 4096;
@@ -40,13 +62,19 @@ export class MessageJournal {
   private scheduled = false;
   private readonly insert;
   private readonly writeBatch;
-  readonly stats: JournalStats = { committed: 0, batches: 0, rejectedBudget: 0, failed: 0 };
-  /** Observers told after each commit (metrics); never on the commit path's critical section. */
+  /** Committed, not yet covered by a sync. */
+  private unsynced: Committed[] = [];
+  private syncing = false;
+  private settledWaiters: (() => void)[] = [];
+  readonly stats: JournalStats = { committed: 0, batches: 0, syncs: 0, rejectedBudget: 0, failed: 0 };
+  /** Observers told once a batch is durable (metrics), with the seconds from commit start. */
   onCommit?: (count: number, seconds: number) => void;
 
+  /** `wal` given: commits don't fsync, the WAL is synced off the event loop before answering. */
   constructor(
     private readonly db: Database.Database,
     private readonly budget: DiskBudget,
+    private readonly wal?: WalSyncer,
   ) {
     this.insert = db.prepare(`INSERT INTO device_messages ${COLUMNS} VALUES (?, ?, ?, ?, ?)`);
     const insertMany = db.prepare(`INSERT INTO device_messages ${COLUMNS} VALUES ${Array(ROWS_PER_INSERT).fill('(?, ?, ?, ?, ?)').join(', ')}`);
@@ -71,8 +99,14 @@ export class MessageJournal {
     });
   }
 
+  /** Appended, not yet committed. */
   get pending(): number {
     return this.queue.length;
+  }
+
+  /** Committed, not yet known to be durable (waiting for a WAL sync). */
+  get unsyncedBatches(): number {
+    return this.unsynced.length + (this.syncing ? 1 : 0);
   }
 
   append(message: JournalMessage, done: Done): void {
@@ -90,7 +124,7 @@ export class MessageJournal {
     }
   }
 
-  /** Commits everything queued and then answers each caller, in order. */
+  /** Commits everything queued; callers are answered once it is durable, in order. */
   flush(): void {
     this.scheduled = false;
     if (this.queue.length === 0) return;
@@ -101,19 +135,82 @@ export class MessageJournal {
     const started = process.hrtime.bigint();
     let error: Error | undefined;
     try {
-      this.writeBatch(batch);
+      // SQLite applies `PRAGMA synchronous` when the statement is prepared, so it cannot be a
+      // prepared statement run later: db.pragma() prepares it each time.
+      if (this.wal) this.db.pragma('synchronous = NORMAL');
+      try {
+        this.writeBatch(batch);
+      } finally {
+        if (this.wal) this.db.pragma('synchronous = FULL');
+      }
       this.stats.committed += batch.length;
       this.stats.batches++;
     } catch (cause) {
       this.stats.failed += batch.length;
       error = new HubError('HUB_ERR_INTERNAL', `journal commit failed: ${(cause as Error).message}`, { cause });
     }
-    this.onCommit?.(batch.length, Number(process.hrtime.bigint() - started) / 1e9);
-    for (const cb of callbacks) cb(error);
+    if (error || !this.wal) {
+      this.answer({ callbacks, count: batch.length, started }, error);
+      return;
+    }
+    this.unsynced.push({ callbacks, count: batch.length, started });
+    this.syncSoon();
+  }
+
+  /** Resolves when every committed batch has been answered (shutdown waits for this). */
+  settled(): Promise<void> {
+    if (this.unsyncedBatches === 0) return Promise.resolve();
+    return new Promise((resolve) => this.settledWaiters.push(resolve));
+  }
+
+  /** Syncs on the calling thread and answers everything committed (the store is closing). */
+  syncNow(): void {
+    if (!this.wal || this.unsynced.length === 0) return;
+    const covered = this.unsynced;
+    this.unsynced = [];
+    let error: Error | undefined;
+    try {
+      this.wal.syncNow();
+      this.stats.syncs++;
+    } catch (cause) {
+      error = syncError(cause);
+    }
+    for (const c of covered) {
+      if (error) this.stats.failed += c.count;
+      this.answer(c, error);
+    }
+  }
+
+  /** One sync in flight; the next one starts when it ends and covers what was committed meanwhile. */
+  private syncSoon(): void {
+    if (this.syncing || this.unsynced.length === 0 || !this.wal) return;
+    this.syncing = true;
+    const covered = this.unsynced;
+    this.unsynced = [];
+    this.wal.sync((cause) => {
+      this.syncing = false;
+      this.stats.syncs++;
+      const error = cause ? syncError(cause) : undefined;
+      for (const c of covered) {
+        if (error) this.stats.failed += c.count;
+        this.answer(c, error);
+      }
+      this.syncSoon();
+      if (this.unsyncedBatches === 0) for (const resolve of this.settledWaiters.splice(0)) resolve();
+    });
+  }
+
+  private answer(c: Committed, error: Error | undefined): void {
+    if (!error) this.onCommit?.(c.count, Number(process.hrtime.bigint() - c.started) / 1e9);
+    for (const cb of c.callbacks) cb(error);
   }
 
   /** Deletes journaled messages received before `cutoff`; returns how many. */
   prune(cutoff: number): number {
     return this.db.prepare('DELETE FROM device_messages WHERE received_at < ?').run(cutoff).changes;
   }
+}
+
+function syncError(cause: unknown): HubError {
+  return new HubError('HUB_ERR_INTERNAL', `journal sync failed: ${(cause as Error).message}`, { cause });
 }

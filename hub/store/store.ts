@@ -8,6 +8,7 @@ import { type CorruptionReport, openStore, type Synchronous } from './database.j
 import { DeviceCredentials } from './device-credentials.js';
 import { DiskBudget } from './disk-budget.js';
 import { MessageJournal } from './message-journal.js';
+import { WalSync } from './wal-sync.js';
 
 export interface StoreOptions {
   dataDir: string;
@@ -34,6 +35,7 @@ export class Store {
   readonly tokens: ApiTokens;
   readonly budget: DiskBudget;
   readonly journal: MessageJournal;
+  private readonly walSync: WalSync | undefined;
 
   constructor(options: StoreOptions) {
     const opened = openStore({ dataDir: options.dataDir, synchronous: options.synchronous, ...(options.mode ? { mode: options.mode } : {}) });
@@ -46,7 +48,9 @@ export class Store {
     this.credentials = new DeviceCredentials(this.db);
     this.tokens = new ApiTokens(this.db);
     this.budget = new DiskBudget(this.db, this.file, options.maxBytes);
-    this.journal = new MessageJournal(this.db, this.budget);
+    // synchronous=full: journal commits are made durable by syncing the WAL off the event loop
+    this.walSync = options.synchronous === 'full' ? new WalSync(`${this.file}-wal`) : undefined;
+    this.journal = new MessageJournal(this.db, this.budget, this.walSync);
   }
 
   incidents(limit = 20): Incident[] {
@@ -64,6 +68,8 @@ export class Store {
   close(): void {
     if (!this.db.open) return;
     this.journal.flush();
+    this.journal.syncNow();
+    this.walSync?.close();
     this.db.pragma('wal_checkpoint(TRUNCATE)');
     this.db.close();
   }
