@@ -65,44 +65,47 @@ async function run(plan: LoadPlan): Promise<LoadResult> {
   const measureFrom = started + plan.warmupMs;
   const deadline = measureFrom + plan.durationMs;
 
-  const publishOne = (i: number): Promise<void> => {
+  /** Sends one message on client `i`; `then` runs after its PUBACK (or failure). */
+  const publishOne = (i: number, then: () => void): void => {
     const t0 = performance.now();
-    return (clients[i] as RawDevice).publish(topics[i] as string, payload).then(
-      () => {
-        ackedTotal++;
-        if (t0 < measureFrom) return;
-        acked++;
-        seen++;
-        const l = performance.now() - t0;
-        if (latencies.length < MAX_SAMPLES) latencies.push(l);
-        else {
-          // reservoir sampling keeps the percentiles unbiased over a long run
-          const j = Math.floor(Math.random() * seen);
-          if (j < MAX_SAMPLES) latencies[j] = l;
-        }
-      },
-      () => {
+    (clients[i] as RawDevice).send(topics[i] as string, payload, (err) => {
+      if (err) {
         if (t0 >= measureFrom) errors++;
-      },
-    );
+      } else {
+        ackedTotal++;
+        if (t0 >= measureFrom) {
+          acked++;
+          seen++;
+          const l = performance.now() - t0;
+          if (latencies.length < MAX_SAMPLES) latencies.push(l);
+          else {
+            // reservoir sampling keeps the percentiles unbiased over a long run
+            const j = Math.floor(Math.random() * seen);
+            if (j < MAX_SAMPLES) latencies[j] = l;
+          }
+        }
+      }
+      then();
+    });
   };
 
   if (plan.mode === 'max') {
-    await Promise.all(
-      clients.map(async (_c, i) => {
-        const inflight = new Set<Promise<void>>();
-        while (performance.now() < deadline) {
-          while (inflight.size < plan.window) {
-            const p = publishOne(i).finally(() => inflight.delete(p));
-            inflight.add(p);
-          }
-          await Promise.race(inflight);
-        }
-        await Promise.all(inflight);
-      }),
-    );
+    // each client keeps `window` messages in flight: every acknowledgement sends the next one
+    await new Promise<void>((resolve) => {
+      let open = clients.length * plan.window;
+      const loop = (i: number) => {
+        if (performance.now() < deadline) publishOne(i, () => loop(i));
+        else if (--open === 0) resolve();
+      };
+      for (let i = 0; i < clients.length; i++) for (let w = 0; w < plan.window; w++) loop(i);
+    });
   } else {
-    const pending = new Set<Promise<void>>();
+    let outstanding = 0;
+    let finished: (() => void) | undefined;
+    const settled = () => {
+      outstanding--;
+      if (outstanding === 0) finished?.();
+    };
     const tickMs = 10;
     let sent = 0;
     let next = 0;
@@ -117,14 +120,14 @@ async function run(plan: LoadPlan): Promise<LoadResult> {
         // send what the schedule says should have been sent by now (catches up after a late tick)
         const due = Math.floor(((now - started) / 1000) * plan.rate);
         while (sent < due) {
-          const p = publishOne(next).finally(() => pending.delete(p));
-          pending.add(p);
+          outstanding++;
+          publishOne(next, settled);
           next = (next + 1) % clients.length;
           sent++;
         }
       }, tickMs);
     });
-    await Promise.all(pending);
+    if (outstanding > 0) await new Promise<void>((resolve) => (finished = resolve));
   }
   const elapsedMs = performance.now() - measureFrom;
   for (const c of clients) c.close();
