@@ -189,18 +189,22 @@ t.test('a subscriber that stops reading does not stall delivery to others', asyn
   const h = await startHub(t.testdir(), { broker: { limits: { drainTimeoutMs: 500 } } });
   t.teardown(() => h.stop());
   const store = h.hub.store!;
-  const s1 = await store.credentials.add('screen-slow', 'guide-screen', ['store/broadcast/#']);
-  const s2 = await store.credentials.add('screen-fast', 'guide-screen', ['store/broadcast/#']);
+  // Namespaces are disjoint, so a store-wide message goes to each screen's own topic: the hub fans out.
+  const s1 = await store.credentials.add('screen-slow', 'guide-screen');
+  const s2 = await store.credentials.add('screen-fast', 'guide-screen');
   const slow = await connect(h, 'screen-slow', s1);
-  await slow.subscribeAsync('store/broadcast/#', { qos: 0 });
+  await slow.subscribeAsync('devices/screen-slow/#', { qos: 0 });
   // stop reading the socket: the kernel buffers fill and aedes must not wait forever
   (slow.stream as unknown as { pause(): void }).pause();
   const fast = await connect(h, 'screen-fast', s2);
-  await fast.subscribeAsync('store/broadcast/#', { qos: 0 });
+  await fast.subscribeAsync('devices/screen-fast/#', { qos: 0 });
   let received = 0;
   fast.on('message', () => received++);
   const big = Buffer.alloc(60_000, 7);
-  for (let i = 0; i < 200; i++) await h.hub.broker!.publish('store/broadcast/prices', big, 0);
+  for (let i = 0; i < 200; i++) {
+    await h.hub.broker!.publish('devices/screen-slow/prices', big, 0);
+    await h.hub.broker!.publish('devices/screen-fast/prices', big, 0);
+  }
   const deadline = Date.now() + 20_000;
   while (received < 200 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
   t.equal(received, 200, 'the reading subscriber got every message');

@@ -168,6 +168,12 @@ t.test('CLI: device add, token create and status against a running hub', async (
   await device.publishAsync('esl/esl-ap-1/checkin', '{}', { qos: 1 });
   await device.endAsync();
   t.equal(runCli(['device', 'add', 'esl-ap-1', '--kind', 'esl-ap', '--config', cfg.file]).status, 1, 'duplicate refused');
+  const wide = runCli(['device', 'add', 'esl-ap-2', '--kind', 'esl-ap', '--topic', 'esl/#', '--config', cfg.file]);
+  t.equal(wide.status, 2, 'a namespace over another device is refused as invalid');
+  t.match(wide.stderr, /overlaps "esl\/esl-ap-1\/#" of device esl-ap-1/);
+  const plus = runCli(['device', 'add', '+', '--kind', 'esl-ap', '--config', cfg.file]);
+  t.equal(plus.status, 2, 'a wildcard as a device id is refused');
+  t.match(plus.stderr, /device id "\+"/);
   t.match(runCli(['device', 'list', '--config', cfg.file]).stdout, /esl-ap-1\tesl-ap\tesl\/esl-ap-1\/#/);
 
   const created = runCli(['token', 'create', '--scope', 'read', '--name', 'test', '--config', cfg.file]);

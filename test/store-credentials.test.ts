@@ -226,3 +226,45 @@ t.test('a token is verified by a second connection (another process) reading the
   const hash = other.prepare('SELECT secret_hash FROM api_tokens WHERE id = ?').pluck().get(id);
   t.equal(hash, sha256(token.slice(`shb_${id}_`.length)), 'committed as soon as create returns');
 });
+
+t.test('a device gets a namespace of its own: plain ids, valid filters, no wildcard first level, no overlap', async (t) => {
+  const store = openStore(t);
+  const refused = async (id: string, topics: string[] | undefined, pattern: RegExp) => {
+    const err = await store.credentials.add(id, 'x', topics).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    t.ok(err instanceof HubError && err.code === 'HUB_ERR_DEVICE_INVALID', `${id} ${JSON.stringify(topics)} refused`);
+    t.match((err as Error).message, pattern);
+    t.equal(store.credentials.get(id), undefined, 'nothing stored');
+  };
+  // ids that would be wildcards (or levels) in their own default namespace devices/<id>/#
+  await refused('+', undefined, /device id "\+"/);
+  await refused('#', undefined, /device id/);
+  await refused('a/b', undefined, /device id/);
+  await refused('', undefined, /device id/);
+  // filters reaching into everyone's topics, or not filters at all
+  await refused('cam-1', ['#'], /must start with a literal level/);
+  await refused('cam-1', ['+/cam-1/#'], /must start with a literal level/);
+  await refused('cam-1', ['/cam-1'], /must start with a literal level/);
+  await refused('cam-1', ['$SYS/#'], /'\$' topics belong to the broker/);
+  await refused('cam-1', ['cams/#/x'], /'#' must be a whole level and the last one/);
+  await refused('cam-1', ['cams/a+b'], /'\+' must be a whole level/);
+  await refused('cam-1', [], /at least one topic filter/);
+
+  await store.credentials.add('reader-1', 'rfid-reader', ['impinj/{id}/#']);
+  await store.credentials.add('screen-1', 'guide-screen');
+  // overlapping another device's namespace, in either direction and through wildcards
+  await refused('reader-2', ['impinj/#'], /overlaps "impinj\/reader-1\/#" of device reader-1/);
+  await refused('reader-2', ['impinj/+/events'], /overlaps .* of device reader-1/);
+  await refused('reader-2', ['impinj/reader-1/events'], /overlaps .* of device reader-1/);
+  await refused('screen-2', ['devices/+/#'], /overlaps "devices\/screen-1\/#" of device screen-1/);
+  // disjoint namespaces are fine, with or without the id in them
+  await store.credentials.add('reader-2', 'rfid-reader', ['impinj/{id}/#']);
+  await store.credentials.add('robot-1', 'robot', ['uagv/v2/ACME/{id}/#']);
+  await store.credentials.add('tag-ap', 'esl-ap', ['esl/ap-7/+/status', 'esl/ap-7/cmd']);
+  t.strictSame(
+    store.credentials.list().map((c) => c.deviceId),
+    ['reader-1', 'reader-2', 'robot-1', 'screen-1', 'tag-ap'],
+  );
+});

@@ -63,3 +63,58 @@ export function compilePublishAcl(filters: readonly string[]): (topic: string) =
     return general.length > 0 && mayPublish(general, topic);
   };
 }
+
+/** A device id is also its MQTT username and client id, and it names its topics: no wildcards or '/'. */
+export const DEVICE_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+
+/** Why `filter` is not a valid MQTT 3.1.1 topic filter (section 4.7.1), or undefined. */
+export function filterSyntaxProblem(filter: string): string | undefined {
+  if (filter.length === 0 || filter.length > 1024) return 'must be 1 to 1024 characters';
+  const levels = filter.split('/');
+  for (let i = 0; i < levels.length; i++) {
+    const level = levels[i] as string;
+    if (level.includes('#') && (level !== '#' || i !== levels.length - 1)) return "'#' must be a whole level and the last one";
+    if (level.includes('+') && level !== '+') return "'+' must be a whole level";
+  }
+  return undefined;
+}
+
+/** True when some topic matches both filters. */
+export function filtersOverlap(a: string, b: string): boolean {
+  const x = a.split('/');
+  const y = b.split('/');
+  for (let i = 0; ; i++) {
+    const p = x[i];
+    const q = y[i];
+    if (p === '#' || q === '#') return true;
+    if (p === undefined || q === undefined) return p === q;
+    if (p !== '+' && q !== '+' && p !== q) return false;
+  }
+}
+
+/**
+ * Why `filters` cannot be the namespace of a device, or an empty list. A namespace starts with a
+ * literal level (a filter such as '#' or '+/x/#' would reach into every device's topics), is not a
+ * '$' system topic, and shares no topic with another device's namespace: devices' namespaces are
+ * disjoint, so no device can read or write another's topics.
+ */
+export function namespaceProblems(filters: readonly string[], others: readonly { deviceId: string; topics: readonly string[] }[]): string[] {
+  const problems: string[] = [];
+  if (filters.length === 0) problems.push('a device needs at least one topic filter');
+  for (const f of filters) {
+    const syntax = filterSyntaxProblem(f);
+    if (syntax) {
+      problems.push(`topic filter ${JSON.stringify(f)}: ${syntax}`);
+      continue;
+    }
+    const first = f.split('/')[0] as string;
+    if (first === '#' || first === '+' || first === '')
+      problems.push(`topic filter ${JSON.stringify(f)}: must start with a literal level, not a wildcard or '/'`);
+    else if (f.startsWith('$')) problems.push(`topic filter ${JSON.stringify(f)}: '$' topics belong to the broker`);
+    else
+      for (const o of others)
+        for (const g of o.topics)
+          if (filtersOverlap(f, g)) problems.push(`topic filter ${JSON.stringify(f)} overlaps ${JSON.stringify(g)} of device ${o.deviceId}`);
+  }
+  return problems;
+}

@@ -25,6 +25,11 @@ export function deviceCommands(device: Command, configOption: () => Option): voi
             process.exitCode = 1;
             return;
           }
+          if (isHubError(err, 'HUB_ERR_DEVICE_INVALID')) {
+            process.stderr.write(`${err.message}\n`);
+            process.exitCode = 2;
+            return;
+          }
           throw err;
         }
       });

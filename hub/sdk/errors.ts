@@ -20,6 +20,7 @@ export const ErrorCodes = {
   HUB_ERR_INTERNAL: { status: 500, transient: false, text: 'internal error' },
   HUB_ERR_LIFECYCLE_TIMEOUT: { status: 500, transient: false, text: 'a service did not stop in time' },
   HUB_ERR_DEVICE_EXISTS: { status: 409, transient: false, text: 'a device with this id already exists' },
+  HUB_ERR_DEVICE_INVALID: { status: 400, transient: false, text: 'the device id or its topic filters are not a namespace of its own' },
   HUB_ERR_DEVICE_UNKNOWN: { status: 404, transient: false, text: 'no device with this id' },
   HUB_ERR_JOB_INVALID: { status: 400, transient: false, text: 'the job document is malformed' },
   HUB_ERR_JOB_UNKNOWN: { status: 404, transient: false, text: 'no job with this id' },

@@ -1,5 +1,6 @@
 /** Device credentials for the broker: id, kind, scrypt hash of the secret, allowed topic filters. */
 import type Database from 'better-sqlite3';
+import { DEVICE_ID_PATTERN, namespaceProblems } from '../broker/topic-acl.js';
 import { HubError } from '../sdk/errors.js';
 import { hashSecret, randomSecret } from './secrets.js';
 
@@ -49,12 +50,23 @@ export class DeviceCredentials {
     return (this.db.prepare('SELECT * FROM device_credentials ORDER BY device_id').all() as Row[]).map(fromRow);
   }
 
-  /** Creates a device and returns its secret; the secret is not stored and cannot be shown again. */
+  /**
+   * Creates a device and returns its secret; the secret is not stored and cannot be shown again.
+   * Refuses (HUB_ERR_DEVICE_INVALID) an id that is not a plain name and topic filters that are not
+   * a namespace of its own (see namespaceProblems), whoever asks: the CLI and the API alike.
+   */
   async add(deviceId: string, kind: string, topics: string[] = defaultTopics(deviceId), now = Date.now()): Promise<string> {
+    if (!DEVICE_ID_PATTERN.test(deviceId))
+      throw new HubError(
+        'HUB_ERR_DEVICE_INVALID',
+        `device id ${JSON.stringify(deviceId)}: letters, digits, '.', '_' and '-' only (1 to 64, starting with a letter or digit)`,
+      );
     if (this.get(deviceId)) throw new HubError('HUB_ERR_DEVICE_EXISTS', `device ${deviceId} already exists`);
+    const expanded = topics.map((t) => t.replaceAll('{id}', deviceId));
+    const problems = namespaceProblems(expanded, this.list());
+    if (problems.length > 0) throw new HubError('HUB_ERR_DEVICE_INVALID', `device ${deviceId}: ${problems.join('; ')}`, { context: { problems } });
     const secret = randomSecret();
     const hash = await hashSecret(secret);
-    const expanded = topics.map((t) => t.replaceAll('{id}', deviceId));
     this.db
       .prepare('INSERT INTO device_credentials (device_id, kind, secret_hash, topics, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)')
       .run(deviceId, kind, hash, JSON.stringify(expanded), now, now);

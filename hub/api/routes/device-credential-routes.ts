@@ -1,5 +1,6 @@
 import { Type } from '@sinclair/typebox';
 import type { FastifyInstance, preHandlerAsyncHookHandler } from 'fastify';
+import { DEVICE_ID_PATTERN } from '../../broker/topic-acl.js';
 import { HubError } from '../../sdk/errors.js';
 import type { ApiContext } from '../context.js';
 
@@ -20,7 +21,7 @@ export function deviceCredentialRoutes(app: FastifyInstance, ctx: ApiContext, ad
         ...common,
         body: Type.Object(
           {
-            deviceId: Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$' }),
+            deviceId: Type.String({ pattern: DEVICE_ID_PATTERN.source }),
             kind: Type.String({ pattern: '^[a-z][a-z0-9-]{0,31}$' }),
             topics: Type.Optional(Type.Array(Type.String({ minLength: 1 }), { minItems: 1, maxItems: 32 })),
           },
