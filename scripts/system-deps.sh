@@ -5,6 +5,7 @@
 #   openssl    - throwaway certificates for the TLS listener tests
 #   libusb-1.0-0 - loaded by node-hid's Linux binding (USB HID devices)
 #   chromium   - the real browser the dashboard test drives (playwright-core)
+#   python3, make, g++ - node-gyp builds better-sqlite3 and unix-dgram from source during npm ci
 # Does nothing when they are present; needs root (or sudo) and apt-get otherwise.
 set -euo pipefail
 need=()
@@ -13,6 +14,9 @@ command -v socat >/dev/null 2>&1 || need+=(socat)
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
 ldconfig -p 2>/dev/null | grep -q 'libusb-1.0.so.0' || need+=(libusb-1.0-0)
 [ -x /usr/bin/chromium ] || need+=(chromium)
+command -v python3 >/dev/null 2>&1 || need+=(python3)
+command -v make >/dev/null 2>&1 || need+=(make)
+command -v g++ >/dev/null 2>&1 || need+=(g++)
 [ ${#need[@]} -eq 0 ] && exit 0
 echo "storehub: installing Debian packages: ${need[*]}" >&2
 sudo=""

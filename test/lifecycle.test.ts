@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -203,4 +203,26 @@ t.test('status of a hub that is not running exits 3', async (t) => {
   const r = runCli(['status', '--config', cfg.file]);
   t.equal(r.status, 3);
   t.match(r.stderr, /not reachable/);
+});
+
+t.test('start exits 2 on an invalid config (malformed YAML, schema, driver options), before anything starts', async (t) => {
+  const dir = t.testdir();
+  const malformed = join(dir, 'malformed.yaml');
+  writeFileSync(malformed, 'version: 1\nstore: { id: x\n');
+  const a = runCli(['start', '--config', malformed]);
+  t.equal(a.status, 2, 'malformed YAML');
+  t.match(a.stderr, /malformed\.yaml/);
+
+  for (const sub of ['k', 'd']) mkdirSync(join(dir, sub));
+  const unknownKey = await writeConfig(join(dir, 'k'), { brokre: {} });
+  const b = runCli(['start', '--config', unknownKey.file]);
+  t.equal(b.status, 2, 'unknown key');
+  t.match(b.stderr, /brokre/);
+
+  // valid for the schema, refused by the RFID driver: a reader over MQTT needs its topics
+  const badDevice = await writeConfig(join(dir, 'd'), { devices: [{ id: 'reader-1', kind: 'rfid-reader', transport: { type: 'mqtt' }, options: {} }] });
+  const c = runCli(['start', '--config', badDevice.file]);
+  t.equal(c.status, 2, 'a driver option problem is a config problem: exit 2, so systemd does not restart it');
+  t.match(c.stderr, /devices\[0\]\.options: /);
+  t.notOk(existsSync(badDevice.dataDir), 'nothing was started: no database created');
 });

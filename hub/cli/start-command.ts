@@ -1,3 +1,5 @@
+import { DRIVER_FACTORIES } from '../../drivers/index.js';
+import { validateDevices } from '../devices/device-service.js';
 import { Hub, STOP_TIMEOUT_MS } from '../hub.js';
 import { SdNotify } from '../lifecycle/sd-notify.js';
 import { createLogger } from '../observability/logger.js';
@@ -5,10 +7,18 @@ import { loadConfigOrExit } from './open-tool-store.js';
 
 /**
  * `storehub start`: runs the hub until SIGTERM/SIGINT, then stops services in reverse within
- * STOP_TIMEOUT_MS. A second signal exits at once. An unhandled error is logged as fatal and exits 1.
+ * STOP_TIMEOUT_MS. A second signal exits at once. An invalid config exits 2 before anything starts;
+ * an unhandled error is logged as fatal and exits 1.
  */
 export async function startCommand(opts: { config: string }): Promise<void> {
   const config = loadConfigOrExit(opts.config);
+  // Exit 2 (the unit's RestartPreventExitStatus) on every config problem check-config reports, the
+  // drivers' option checks included: restarting would only fail the same way again.
+  const deviceProblems = validateDevices(config.devices, DRIVER_FACTORIES);
+  if (deviceProblems.length > 0) {
+    for (const p of deviceProblems) process.stderr.write(`${p} (${opts.config})\n`);
+    process.exit(2);
+  }
   const log = createLogger({ level: config.log.level });
   const notify = new SdNotify(process.env, log);
   const fatal = (err: unknown, origin: string) => {
