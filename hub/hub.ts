@@ -232,6 +232,16 @@ export class Hub {
           await this.sync?.stop();
         },
       },
+      // Stopped first of the device-facing services: the broker stops taking connections and
+      // messages while drivers, inventory and sync still run, so what the last acknowledged
+      // messages carry still becomes events and ledger entries before those services stop.
+      {
+        name: 'intake',
+        start: async () => {},
+        stop: async () => {
+          await this.broker?.closeIntake();
+        },
+      },
       {
         name: 'api',
         start: async () => {

@@ -53,6 +53,9 @@ export class BrokerService {
   private readonly refusals = new WeakMap<Client, number>();
   private readonly admission: TokenBucket;
   private revocationTimer: NodeJS.Timeout | undefined;
+  private intakeClosed = false;
+  /** Device messages acknowledged and not yet handed to the in-process subscribers. */
+  private undelivered = 0;
   private readonly auth: DeviceAuthenticator;
   addresses: ListenerAddresses = {};
   /** Counter children bound once: labelling per message would hash the labels every time. */
@@ -94,6 +97,10 @@ export class BrokerService {
       },
     });
     aedes.on('client', () => metrics.brokerClients.set(aedes.connectedClients));
+    // aedes emits 'publish' once a message has been handed to every subscriber (after its PUBACK)
+    aedes.on('publish', (packet, client) => {
+      if (client && packet.qos > 0 && this.undelivered > 0) this.undelivered--;
+    });
     aedes.on('clientDisconnect', () => metrics.brokerClients.set(aedes.connectedClients));
     aedes.on('clientError', (client, err) => {
       metrics.brokerClientErrors.inc();
@@ -150,24 +157,40 @@ export class BrokerService {
   }
 
   /**
-   * Stops accepting connections, commits and acknowledges what has been received, lets the
-   * acknowledgements reach the sockets, then closes every client.
+   * Stops taking device traffic: closes the listeners, commits and acknowledges what has been
+   * received, lets the acknowledgements reach the sockets, then closes every client. In-process
+   * subscribers keep working (the hub stops this before its drivers), and so does publish().
    */
-  async stop(): Promise<void> {
+  async closeIntake(): Promise<void> {
     const aedes = this.aedes;
-    if (!aedes) return;
-    this.aedes = undefined;
+    if (!aedes || this.intakeClosed) return;
+    this.intakeClosed = true;
     clearInterval(this.revocationTimer);
     const listenersClosed = closeListeners(this.servers);
     this.deps.store.journal.flush();
     await this.deps.store.journal.settled();
     const clients = Object.values((aedes as unknown as { clients: Record<string, Client> }).clients);
     await waitForDrain(clients, 1_000);
-    await new Promise<void>((resolve) => aedes.close(() => resolve()));
+    // Closing a client destroys its socket, and aedes hands a message to subscribers only after its
+    // PUBACK write has completed: wait for those hand-overs, or an acknowledged message's content
+    // would never reach a driver.
+    await until(() => this.undelivered === 0, 1_000);
+    await Promise.all(clients.map((c) => new Promise<void>((resolve) => c.close(() => resolve()))));
     this.deps.store.journal.flush();
     await this.deps.store.journal.settled();
     await listenersClosed;
     this.deps.metrics.brokerClients.set(0);
+  }
+
+  /** Closes the intake (if the hub has not already) and then the broker itself. */
+  async stop(): Promise<void> {
+    await this.closeIntake();
+    const aedes = this.aedes;
+    if (!aedes) return;
+    this.aedes = undefined;
+    await new Promise<void>((resolve) => aedes.close(() => resolve()));
+    this.deps.store.journal.flush();
+    await this.deps.store.journal.settled();
   }
 
   /** Ends the sessions of devices removed (or given a new secret) since they connected. */
@@ -274,6 +297,7 @@ export class BrokerService {
         // The journal answers a whole group commit in one loop: cork the socket so this client's
         // PUBACKs from the group leave in one write instead of one syscall each.
         corkUntilNextTick(client?.conn);
+        if (!err) this.undelivered++;
         done(err ?? null);
       });
     };
@@ -306,6 +330,11 @@ function corkUntilNextTick(conn: { cork?: () => void; uncork?: () => void; writa
   if (!conn?.cork || conn.writableCorked !== 0) return;
   conn.cork();
   process.nextTick(() => conn.uncork?.());
+}
+
+async function until(done: () => boolean, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!done() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
 }
 
 async function waitForDrain(clients: Client[], timeoutMs: number): Promise<void> {
