@@ -4,6 +4,7 @@
  * depends on the transport the config chose: MQTT topics for `mqtt`, none for `http-stream` (an
  * Impinj reader's REST API, where events come from `GET /data/stream`).
  */
+import { topicMatches } from '../../hub/broker/topic-acl.js';
 import type { DriverDevice } from '../../hub/sdk/index.js';
 import { IMPINJ_DEFAULT_STATUS, type ImpinjStatusMessages } from './impinj.js';
 import { isRecord } from './payload.js';
@@ -96,16 +97,6 @@ function filterProblem(filter: string): string | undefined {
     if (level.includes('+') && level !== '+') return "uses '+' other than as a whole level";
   }
   return undefined;
-}
-
-function topicMatches(filter: string, topic: string): boolean {
-  const f = filter.split('/');
-  const t = topic.split('/');
-  for (let i = 0; i < f.length; i++) {
-    if (f[i] === '#') return true;
-    if (i >= t.length || (f[i] !== '+' && f[i] !== t[i])) return false;
-  }
-  return f.length === t.length;
 }
 
 interface ResolvedTopics {

@@ -8,7 +8,7 @@
  * that was readable) are committed together in one transaction on the next setImmediate, so one
  * fsync covers hundreds of messages. A batch is capped so one turn cannot hold the loop for long.
  *
- * With `durable` (database.synchronous=full) the commit itself does not wait for the disk: it runs
+ * Given a WAL syncer (database.synchronous=full) the commit itself does not wait for the disk: it runs
  * with synchronous=NORMAL and the WAL is then fdatasync'ed on libuv's thread pool (wal-sync.ts);
  * callers are answered when a sync that started after their commit has finished. The event loop
  * goes on parsing and committing the next batch while the disk works, one sync in flight at a
