@@ -4,7 +4,9 @@
  * (QoS >= 1 messages are committed to the journal before aedes writes the PUBACK).
  */
 import type { Server } from 'node:net';
-import { Aedes, type AedesPublishPacket, type AuthenticateError, type Client, type PublishPacket, type Subscription } from 'aedes';
+import { Aedes, type AuthenticateError, type Client, type PublishPacket, type Subscription } from 'aedes';
+import aedesPersistence from 'aedes-persistence';
+import mqemitter from 'mqemitter';
 import type { HubConfig } from '../config/schema.js';
 import type { Logger } from '../observability/logger.js';
 import type { HubMetrics } from '../observability/metrics.js';
@@ -12,6 +14,7 @@ import type { Store } from '../store/store.js';
 import { DeviceAuthenticator } from './device-auth.js';
 import { closeListeners, type ListenerAddresses, openListeners } from './listeners.js';
 import { TokenBucket } from './token-bucket.js';
+import { type Deliver, RouteTable, type SubscriptionStore } from './route-table.js';
 import { compilePublishAcl, maySubscribe } from './topic-acl.js';
 
 /** What the hub knows about a connected client; aedes' Client stays untouched. */
@@ -23,6 +26,9 @@ interface Session {
   mayPublish: (topic: string) => boolean;
   bucket: TokenBucket;
 }
+
+// A CommonJS module whose type declarations claim an ES default export: the import is the factory.
+const memoryPersistence = aedesPersistence as unknown as () => SubscriptionStore;
 
 /** CONNACK return codes, MQTT 3.1.1 section 3.2.2.3. */
 const CONNACK = { serverUnavailable: 3, badCredentials: 4, notAuthorized: 5 } as const;
@@ -36,7 +42,8 @@ const MAX_THROTTLE_MS = 5_000;
 /** How often live sessions are checked against their credentials (revocation takes effect within this). */
 const REVOCATION_CHECK_MS = 5_000;
 
-export type InProcessHandler = (packet: AedesPublishPacket) => void;
+/** What an in-process subscriber is given: the message as the device published it. */
+export type InProcessHandler = (packet: PublishPacket) => void;
 
 export interface BrokerDeps {
   config: HubConfig['broker'];
@@ -58,6 +65,8 @@ export class BrokerService {
   private undelivered = 0;
   private readonly auth: DeviceAuthenticator;
   addresses: ListenerAddresses = {};
+  /** Which device topics only the hub's own handlers listen to (route-table.ts). */
+  readonly routes = new RouteTable();
   /** Counter children bound once: labelling per message would hash the labels every time. */
   private readonly messagesIn;
 
@@ -75,8 +84,15 @@ export class BrokerService {
   async start(): Promise<void> {
     const { config, metrics, log } = this.deps;
     const limits = config.limits;
+    // aedes' own defaults, built here so the route table can watch every subscription change
+    const mq = mqemitter({ concurrency: 1000, matchEmptyLevels: true });
+    const persistence = memoryPersistence();
+    this.routes.watchEmitter(mq);
+    this.routes.watchPersistence(persistence);
     const aedes = await Aedes.createBroker({
       id: 'storehub',
+      mq,
+      persistence,
       concurrency: 1000,
       connectTimeout: limits.connectTimeoutMs,
       drainTimeout: limits.drainTimeoutMs,
@@ -96,6 +112,7 @@ export class BrokerService {
         return packet;
       },
     });
+    this.routes.install(aedes);
     aedes.on('client', () => metrics.brokerClients.set(aedes.connectedClients));
     // aedes emits 'publish' once a message has been handed to every subscriber (after its PUBACK)
     aedes.on('publish', (packet, client) => {
@@ -135,7 +152,7 @@ export class BrokerService {
   subscribe(filter: string, handler: InProcessHandler): () => void {
     const aedes = this.aedes;
     if (!aedes) throw new Error('broker not started');
-    const deliver = (packet: AedesPublishPacket, cb: () => void) => {
+    const deliver: Deliver = (packet, cb) => {
       try {
         handler(packet);
       } catch (err) {
@@ -143,6 +160,7 @@ export class BrokerService {
       }
       cb();
     };
+    this.routes.markLocal(deliver);
     aedes.subscribe(filter, deliver, () => {});
     return () => aedes.unsubscribe(filter, deliver, () => {});
   }
