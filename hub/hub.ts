@@ -97,7 +97,7 @@ export class Hub {
           const broker = new BrokerService({ config: config.broker, store, metrics, log: log.child({ service: 'broker' }) });
           this.broker = broker;
           await broker.start();
-          health.register('broker', () => ({ ok: true, detail: `${broker.clientCount} clients` }));
+          health.register('broker', () => broker.health());
           metrics.serviceUp.set({ service: 'broker' }, 1);
         },
         stop: async () => {

@@ -211,3 +211,35 @@ t.test('a subscriber that stops reading does not stall delivery to others', asyn
   await fast.endAsync();
   slow.end(true);
 });
+
+t.test('a client far over its message rate is slowed, then disconnected, and both are counted', async (t) => {
+  const h = await startHub(t.testdir(), { broker: { limits: { messagesPerSecond: 1, messageBurst: 1 } } });
+  t.teardown(() => h.stop());
+  const secret = await h.hub.store!.credentials.add('shelf-3', 'smart-shelf');
+  const client = await connect(h, 'shelf-3', secret);
+  const closed = new Promise<void>((resolve) => client.once('close', () => resolve()));
+  // one per second allowed, burst 1: the 7th of a burst would wait more than 5 s
+  for (let i = 0; i < 10; i++) client.publish('devices/shelf-3/weight', String(i), { qos: 1 });
+  await closed;
+  client.end(true);
+  t.ok((await metricValue(h.hub, 'storehub_broker_throttled_total')) >= 1, 'excess messages were delayed first');
+  t.equal(await metricValue(h.hub, 'storehub_broker_connections_total', { outcome: 'rate_limited' }), 1, 'the disconnect is counted');
+  t.ok(
+    h.logs.some((l) => l.deviceId === 'shelf-3' && /rate over its limit/.test(String(l.msg))),
+    'and logged with the device id',
+  );
+});
+
+t.test('the broker health check reports shutdown', async (t) => {
+  const h = await startHub(t.testdir());
+  t.teardown(() => h.stop());
+  const healthz = async () => {
+    const res = await fetch(`${h.apiUrl}/healthz`);
+    return { status: res.status, broker: ((await res.json()) as { checks: Record<string, { ok: boolean; detail?: string }> }).checks.broker };
+  };
+  t.same(await healthz(), { status: 200, broker: { ok: true, detail: '0 clients' } });
+  await h.hub.broker!.closeIntake();
+  const after = await healthz();
+  t.equal(after.status, 503);
+  t.same(after.broker, { ok: false, detail: 'shutting down: device messages are not taken' });
+});

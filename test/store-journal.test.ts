@@ -177,6 +177,8 @@ t.test('with synchronous=full, callers are answered only after a WAL sync that s
   t.equal(wal.started, 1, 'a sync started for it');
   t.strictSame(answered, [], 'nobody is answered before the sync ends');
   t.equal(journal.unsyncedBatches, 1);
+  await new Promise((r) => setTimeout(r, 20));
+  t.ok(journal.oldestWaitMs >= 15, `the wait is visible to health checks (${journal.oldestWaitMs.toFixed(1)} ms)`);
 
   // Two more batches commit while the first sync is in flight: neither is covered by it.
   add('c', 2);
@@ -197,6 +199,7 @@ t.test('with synchronous=full, callers are answered only after a WAL sync that s
   t.strictSame(answered, ['a', 'b', 'c', 'd'], 'one sync covers both later batches, answered in order');
   await settledPromise;
   t.ok(settled, 'settled once everything is answered');
+  t.equal(journal.oldestWaitMs, 0, 'nothing waits');
   t.equal(journal.stats.syncs, 2);
   t.equal(journal.stats.batches, 3);
 });

@@ -39,6 +39,8 @@ function connackError(code: number, message: string): AuthenticateError {
 
 /** Delay beyond which a flooding client is disconnected instead of slowed further. */
 const MAX_THROTTLE_MS = 5_000;
+/** A journal commit the disk has not confirmed for this long makes the broker unhealthy. */
+const JOURNAL_STALL_MS = 5_000;
 /** How often live sessions are checked against their credentials (revocation takes effect within this). */
 const REVOCATION_CHECK_MS = 5_000;
 
@@ -148,6 +150,19 @@ export class BrokerService {
     log.info({ ...this.addresses }, 'broker listening');
   }
 
+  /** For /healthz: taking device messages, every listener up, the journal's disk answering. */
+  health(): { ok: boolean; detail: string } {
+    if (!this.aedes) return { ok: false, detail: 'broker not running' };
+    if (this.intakeClosed) return { ok: false, detail: 'shutting down: device messages are not taken' };
+    const down = this.servers.filter((server) => !server.listening).length;
+    if (down > 0) return { ok: false, detail: `${down} of ${this.servers.length} listeners down` };
+    const waitMs = this.deps.store.journal.oldestWaitMs;
+    if (waitMs > JOURNAL_STALL_MS) {
+      return { ok: false, detail: `the disk has not confirmed a journal commit for ${Math.round(waitMs / 1000)} s: devices wait for their PUBACK` };
+    }
+    return { ok: true, detail: `${this.clientCount} clients` };
+  }
+
   /** Subscribes a hub service in process: no socket, no ACL, no loopback client. */
   subscribe(filter: string, handler: InProcessHandler): () => void {
     const aedes = this.aedes;
@@ -175,8 +190,9 @@ export class BrokerService {
   }
 
   /**
-   * Stops taking device traffic: closes the listeners, commits and acknowledges what has been
-   * received, lets the acknowledgements reach the sockets, then closes every client. In-process
+   * Stops taking device traffic: closes the listeners, takes no new messages, commits and
+   * acknowledges every message already taken, lets the acknowledgements reach the sockets, then
+   * closes every client. A message is thus either finished (stored and acknowledged) or never taken. In-process
    * subscribers keep working (the hub stops this before its drivers), and so does publish().
    */
   async closeIntake(): Promise<void> {
@@ -291,6 +307,10 @@ export class BrokerService {
 
   private authorizePublish(client: Client | null, packet: PublishPacket, done: (err?: Error | null) => void): void {
     const metrics = this.deps.metrics;
+    // Shutting down: a message that arrives now is neither stored nor acknowledged (the device keeps
+    // it and sends it again to the next hub), and its connection stays open until every message
+    // taken before has its PUBACK. Refusing it would close the connection and lose those PUBACKs.
+    if (this.intakeClosed) return;
     const session = client ? this.sessions.get(client) : undefined;
     if (!session || !session.mayPublish(packet.topic)) {
       metrics.brokerAclDenied.inc({ action: 'publish' });
@@ -300,10 +320,14 @@ export class BrokerService {
     }
     const wait = session.bucket.take();
     if (wait > MAX_THROTTLE_MS) {
+      // the connection closes; the device keeps what was not acknowledged and may come back slower
+      metrics.brokerConnections.inc({ outcome: 'rate_limited' });
+      this.deps.log.warn({ deviceId: session.deviceId, clientId: client?.id }, 'message rate over its limit by more than 5 s: connection closed');
       done(new Error('message rate limit exceeded'));
       return;
     }
     const accept = () => {
+      if (this.intakeClosed) return; // throttled past the start of shutdown: as above
       this.messagesIn[packet.qos]?.inc();
       if (packet.qos === 0) {
         done(null);

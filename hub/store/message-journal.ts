@@ -64,6 +64,8 @@ export class MessageJournal {
   private readonly writeBatch;
   /** Committed, not yet covered by a sync. */
   private unsynced: Committed[] = [];
+  /** Covered by the sync in flight. */
+  private syncingBatches: Committed[] = [];
   private syncing = false;
   private settledWaiters: (() => void)[] = [];
   readonly stats: JournalStats = { committed: 0, batches: 0, syncs: 0, rejectedBudget: 0, failed: 0 };
@@ -107,6 +109,12 @@ export class MessageJournal {
   /** Committed, not yet known to be durable (waiting for a WAL sync). */
   get unsyncedBatches(): number {
     return this.unsynced.length + (this.syncing ? 1 : 0);
+  }
+
+  /** Milliseconds the oldest committed, unanswered batch has waited for the disk (0: none waits). */
+  get oldestWaitMs(): number {
+    const oldest = this.syncingBatches[0] ?? this.unsynced[0];
+    return oldest ? Number(process.hrtime.bigint() - oldest.started) / 1e6 : 0;
   }
 
   append(message: JournalMessage, done: Done): void {
@@ -187,8 +195,10 @@ export class MessageJournal {
     this.syncing = true;
     const covered = this.unsynced;
     this.unsynced = [];
+    this.syncingBatches = covered;
     this.wal.sync((cause) => {
       this.syncing = false;
+      this.syncingBatches = [];
       this.stats.syncs++;
       const error = cause ? syncError(cause) : undefined;
       for (const c of covered) {
