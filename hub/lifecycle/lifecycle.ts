@@ -32,15 +32,18 @@ export class Lifecycle {
     return this.starting;
   }
 
-  /** Stops in reverse order; rejects with HUB_ERR_LIFECYCLE_TIMEOUT if the deadline passes. */
+  /**
+   * Stops in reverse order; rejects with HUB_ERR_LIFECYCLE_TIMEOUT if the deadline passes. The
+   * deadline also covers waiting for a start still in progress, so a hung start cannot hang stop.
+   */
   async stop(timeoutMs: number): Promise<void> {
     this.stopRequested = true;
-    await this.starting?.catch(() => undefined);
     let timer: NodeJS.Timeout | undefined;
     const deadline = new Promise<never>((_, reject) => {
       timer = setTimeout(() => reject(new HubError('HUB_ERR_LIFECYCLE_TIMEOUT', `services did not stop within ${timeoutMs} ms`)), timeoutMs);
     });
     const stopAll = (async () => {
+      await this.starting?.catch(() => undefined);
       while (this.started.length > 0) {
         const service = this.started.pop() as Service;
         try {
