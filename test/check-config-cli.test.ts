@@ -50,6 +50,6 @@ t.test('check-config exits 2 with one line per problem, schema and driver option
   );
   const driver = runCli(['check-config', fixed]);
   t.equal(driver.status, 2, 'driver options are checked once the schema passes');
-  t.match(driver.stderr, /devices\[0\]\.options: .*unitId/);
+  t.match(driver.stderr, /^devices\[0\]\.options: .*unitId.* \(.*fixed\.yaml:7\)$/m, 'with the line of the options');
   t.equal(runCli(['check-config', join(t.testdir(), 'missing.yaml')]).status, 2);
 });

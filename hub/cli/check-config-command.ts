@@ -1,7 +1,22 @@
 import { readFileSync } from 'node:fs';
 import { DRIVER_FACTORIES } from '../../drivers/index.js';
-import { formatProblem, parseConfigText } from '../config/load.js';
+import type { HubConfig } from '../config/schema.js';
+import { formatProblem, lineOfPath, parseConfigText } from '../config/load.js';
 import { validateDevices } from '../devices/device-service.js';
+
+/**
+ * The drivers' checks of each device's options (the schema checks shapes only), one line per
+ * problem with its line in the file, as check-config prints schema problems. Shared with start.
+ */
+export function deviceProblemLines(devices: HubConfig['devices'], file: string, text: string): string[] {
+  return validateDevices(devices, DRIVER_FACTORIES).map((problem) => {
+    const colon = problem.indexOf(': ');
+    const path = colon > 0 ? problem.slice(0, colon) : problem;
+    const message = colon > 0 ? problem.slice(colon + 2) : problem;
+    const line = lineOfPath(text, path);
+    return formatProblem({ path, message, ...(line !== undefined ? { line } : {}) }, file);
+  });
+}
 
 /** `storehub check-config FILE`: exit 0 when valid, 2 with one line per problem otherwise. */
 export function checkConfigCommand(file: string): void {
@@ -18,9 +33,9 @@ export function checkConfigCommand(file: string): void {
     process.exit(2);
   }
   // The schema checks shapes; each device's options are checked by its driver.
-  const deviceProblems = validateDevices(loaded.config.devices, DRIVER_FACTORIES);
+  const deviceProblems = deviceProblemLines(loaded.config.devices, file, text);
   if (deviceProblems.length > 0) {
-    for (const p of deviceProblems) process.stderr.write(`${p} (${file})\n`);
+    for (const line of deviceProblems) process.stderr.write(`${line}\n`);
     process.exit(2);
   }
   for (const m of loaded.migrations) process.stdout.write(`note: the file uses an older format (${m}); it loads, but update it\n`);

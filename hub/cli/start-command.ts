@@ -1,5 +1,5 @@
-import { DRIVER_FACTORIES } from '../../drivers/index.js';
-import { validateDevices } from '../devices/device-service.js';
+import { readFileSync } from 'node:fs';
+import { deviceProblemLines } from './check-config-command.js';
 import { Hub, STOP_TIMEOUT_MS } from '../hub.js';
 import { SdNotify } from '../lifecycle/sd-notify.js';
 import { createLogger } from '../observability/logger.js';
@@ -14,9 +14,9 @@ export async function startCommand(opts: { config: string }): Promise<void> {
   const config = loadConfigOrExit(opts.config);
   // Exit 2 (the unit's RestartPreventExitStatus) on every config problem check-config reports, the
   // drivers' option checks included: restarting would only fail the same way again.
-  const deviceProblems = validateDevices(config.devices, DRIVER_FACTORIES);
+  const deviceProblems = deviceProblemLines(config.devices, opts.config, readFileSync(opts.config, 'utf8'));
   if (deviceProblems.length > 0) {
-    for (const p of deviceProblems) process.stderr.write(`${p} (${opts.config})\n`);
+    for (const line of deviceProblems) process.stderr.write(`${line}\n`);
     process.exit(2);
   }
   const log = createLogger({ level: config.log.level });

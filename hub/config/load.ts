@@ -177,6 +177,23 @@ export function parseConfigText(text: string, source = '<config>'): { loaded?: L
   return { problems };
 }
 
+/**
+ * The line of a key path such as `devices[2].options` in a config text, for problems found after
+ * the schema passed (a driver's option checks); the nearest existing parent when the key is absent.
+ */
+export function lineOfPath(text: string, path: string): number | undefined {
+  const lineCounter = new LineCounter();
+  const doc = parseDocument(text, { lineCounter, prettyErrors: false });
+  const segments = path.split('.').flatMap((part) => {
+    const m = /^([^[]*)((?:\[\d+\])*)$/.exec(part);
+    if (!m) return [part];
+    const indexes = [...(m[2] ?? '').matchAll(/\[(\d+)\]/g)].map((i) => Number(i[1]));
+    return [...(m[1] ? [m[1]] : []), ...indexes];
+  });
+  const node = nodeAt(doc.contents, segments, false);
+  return node?.range ? lineCounter.linePos(node.range[0]).line : undefined;
+}
+
 export function formatProblem(p: ConfigProblem, file?: string): string {
   const where = p.line !== undefined ? ` (${file ? `${file}:` : 'line '}${p.line})` : '';
   return `${p.path}: ${p.message}${where}`;
