@@ -87,7 +87,7 @@ t.test('mutual TLS: a device needs a certificate from the configured CA and stil
           .then(() => c.endAsync())
           .then(() => resolve('connected'));
       });
-      c.once('error', (err: { code?: number | string }) => {
+      c.once('error', (err: Error & { code?: number | string }) => {
         c.end(true);
         resolve(`refused ${String(err.code ?? 'tls')}`);
       });
