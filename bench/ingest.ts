@@ -16,7 +16,20 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { Store } from '../hub/store/store.js';
 import type { LoadPlan, LoadResult } from './load-generator.js';
-import { BENCH_DIR, cpuSeconds, forkScript, freePort, percentile, request, rssBytes, sleep, waitExit, waitHealthy, writeBenchHubConfig } from './processes.js';
+import {
+  BENCH_DIR,
+  cpuSeconds,
+  forkScript,
+  freePort,
+  HUB_NODE_FLAGS,
+  percentile,
+  request,
+  rssBytes,
+  sleep,
+  waitExit,
+  waitHealthy,
+  writeBenchHubConfig,
+} from './processes.js';
 
 export const DEVICES = 100;
 // One generator process: with the hub on one core it takes the other; two would contend for it.
@@ -76,7 +89,7 @@ export async function startHubUnderTest(workDir: string, synchronous: 'full' | '
   });
   notify.bind(notifyPath);
   const spawnedAt = performance.now();
-  const child = spawn(process.execPath, [CLI, 'start', '--config', file], {
+  const child = spawn(process.execPath, [...HUB_NODE_FLAGS, CLI, 'start', '--config', file], {
     stdio: ['ignore', 'inherit', 'inherit'],
     env: { ...process.env, NOTIFY_SOCKET: notifyPath },
   });

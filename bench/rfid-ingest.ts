@@ -18,7 +18,7 @@ import { join } from 'node:path';
 import { RfidReaderSimulator } from '../firmware-sim/rfid-reader/index.js';
 import { Store } from '../hub/store/store.js';
 import { CLI } from './ingest.js';
-import { BENCH_DIR, cpuSeconds, sleep, waitExit, waitHealthy, writeBenchHubConfig } from './processes.js';
+import { BENCH_DIR, cpuSeconds, HUB_NODE_FLAGS, sleep, waitExit, waitHealthy, writeBenchHubConfig } from './processes.js';
 
 const WARMUP_MS = 2000;
 const CATCH_UP_MS = 15_000;
@@ -164,7 +164,7 @@ async function startRfidHub(workDir: string): Promise<{ child: ChildProcess; api
       },
     })),
   });
-  const child = spawn(process.execPath, [CLI, 'start', '--config', file], { stdio: ['ignore', 'inherit', 'inherit'] });
+  const child = spawn(process.execPath, [...HUB_NODE_FLAGS, CLI, 'start', '--config', file], { stdio: ['ignore', 'inherit', 'inherit'] });
   await waitHealthy(apiPort, child);
   return { child, apiPort, url: `mqtt://127.0.0.1:${brokerPort}`, readers };
 }

@@ -1,4 +1,4 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --max-semi-space-size=8
 /**
  * The `storehub` command. Exit codes: 0 ok, 1 runtime failure, 2 invalid config or usage,
  * 3 hub not reachable (status, job).
