@@ -190,6 +190,15 @@ t.test('CLI: device add, token create and status against a running hub', async (
   t.match(status.stdout, /: ok/);
   t.match(status.stdout, /"committed": 1/);
   t.equal(runCli(['token', 'create', '--scope', 'root', '--config', cfg.file]).status, 2, 'bad scope is a usage error');
+  const tokenId = /token (\S+) \(scope read\) created/.exec(created.stderr)?.[1] ?? '';
+  t.match(runCli(['token', 'list', '--config', cfg.file]).stdout, new RegExp(`^${tokenId}\tread\tactive\ttest$`, 'm'), 'listed, without its secret');
+  t.notMatch(runCli(['token', 'list', '--config', cfg.file]).stdout, token, 'the secret is never listed');
+  t.equal(runCli(['token', 'revoke', tokenId, '--config', cfg.file]).status, 0);
+  const afterRevoke = runCli(['status', '--config', cfg.file, '--token', token]);
+  t.equal(afterRevoke.status, 1, 'a revoked token is refused at once');
+  t.match(afterRevoke.stderr, /refused the token: 401/);
+  t.match(runCli(['token', 'list', '--config', cfg.file]).stdout, new RegExp(`^${tokenId}\tread\trevoked `, 'm'));
+  t.equal(runCli(['token', 'revoke', tokenId, '--config', cfg.file]).status, 1, 'revoking twice says there is no such active token');
 
   t.equal(runCli(['device', 'remove', 'esl-ap-1', '--config', cfg.file]).status, 0);
   const refused = await mqtt

@@ -19,6 +19,12 @@ export async function statusCommand(opts: { config: string; token?: string }): P
   if (token) {
     const res = await fetch(`${base}/api/v1/status`, { headers: { authorization: `Bearer ${token}` } });
     const body = (await res.json()) as Record<string, unknown>;
+    if (!res.ok) {
+      // a revoked or mistyped token must not look like a healthy answer
+      process.stderr.write(`the API refused the token: ${res.status} ${String(body.code ?? '')} ${String(body.message ?? '')}\n`);
+      process.exitCode = 1;
+      return;
+    }
     process.stdout.write(`${JSON.stringify(body, null, 2)}\n`);
   }
   process.exitCode = health.status === 'ok' ? 0 : 1;
