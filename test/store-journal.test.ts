@@ -143,8 +143,8 @@ t.test('a failed commit answers every caller of the batch with an error and writ
   t.equal(countElsewhere(store.file), 1);
 });
 
-/** A WAL syncer whose syncs finish only when the test says so. */
-function heldSyncer(): WalSyncer & { started: number; release(err?: Error): void; syncedNow: number } {
+/** A WAL syncer whose syncs finish only when the test says so (oldest first, or the newest). */
+function heldSyncer(): WalSyncer & { started: number; release(err?: Error): void; releaseNewest(err?: Error): void; syncedNow: number } {
   const waiting: ((err?: Error) => void)[] = [];
   return {
     started: 0,
@@ -158,6 +158,9 @@ function heldSyncer(): WalSyncer & { started: number; release(err?: Error): void
     },
     release(err) {
       waiting.shift()?.(err);
+    },
+    releaseNewest(err) {
+      waiting.pop()?.(err);
     },
   };
 }
@@ -180,56 +183,69 @@ t.test('with synchronous=full, callers are answered only after a WAL sync that s
   await new Promise((r) => setTimeout(r, 20));
   t.ok(journal.oldestWaitMs >= 15, `the wait is visible to health checks (${journal.oldestWaitMs.toFixed(1)} ms)`);
 
-  // Two more batches commit while the first sync is in flight: neither is covered by it.
+  // A batch committed while the first sync is in flight gets a second sync at once.
   add('c', 2);
   journal.flush();
+  t.equal(wal.started, 2, 'a second sync starts without waiting for the first');
+  // Two syncs in flight: the next batches wait for one of them to end.
   add('d', 3);
   journal.flush();
-  t.equal(countElsewhere(store.file), 4);
-  t.equal(wal.started, 1, 'one sync in flight at a time');
+  add('e', 4);
+  journal.flush();
+  t.equal(countElsewhere(store.file), 5);
+  t.equal(wal.started, 2, 'at most two syncs in flight');
 
   let settled = false;
   const settledPromise = journal.settled().then(() => (settled = true));
   wal.release();
-  t.strictSame(answered, ['a', 'b'], 'the first sync answers only the batch committed before it started');
-  t.equal(wal.started, 2, 'the next sync starts at once for what was committed meanwhile');
   await new Promise((r) => setImmediate(r));
   t.notOk(settled, 'not settled while a batch waits');
-  wal.release();
-  t.strictSame(answered, ['a', 'b', 'c', 'd'], 'one sync covers both later batches, answered in order');
+  t.strictSame(answered, ['a', 'b'], 'the first sync answers only the batch committed before it started');
+  t.equal(wal.started, 3, 'a sync starts at once for what no sync covers yet');
+  wal.releaseNewest();
+  t.strictSame(answered, ['a', 'b', 'c', 'd', 'e'], 'the newest sync ends first: it answers the batch the older one covers too, in order');
+  t.equal(journal.unsyncedBatches, 0, 'nothing waits for the older sync');
   await settledPromise;
   t.ok(settled, 'settled once everything is answered');
+  wal.release();
+  t.strictSame(answered, ['a', 'b', 'c', 'd', 'e'], 'the older sync ending later answers nobody twice');
   t.equal(journal.oldestWaitMs, 0, 'nothing waits');
-  t.equal(journal.stats.syncs, 2);
-  t.equal(journal.stats.batches, 3);
+  t.equal(journal.stats.syncs, 3);
+  t.equal(journal.stats.batches, 4);
 });
 
-t.test('a failed WAL sync answers its batches with an error; syncNow answers what waits at shutdown', async (t) => {
+t.test('a failed WAL sync answers its batches with an error, even when a later sync succeeds; syncNow answers what waits at shutdown', async (t) => {
   const store = openStore(t);
   const wal = heldSyncer();
   const journal = new MessageJournal(store.db, store.budget, wal);
-  const errors: (Error | undefined)[] = [];
-  journal.append(message(0), (err) => errors.push(err));
+  const answered: string[] = [];
+  const add = (tag: string, i: number) => journal.append(message(i), (err) => answered.push(err ? `${tag}:${err.message}` : tag));
+  add('a', 0);
   journal.flush();
-  wal.release(new Error('EIO: i/o error, fdatasync'));
-  t.equal(errors.length, 1);
-  t.ok(errors[0] instanceof HubError);
-  t.match(errors[0]?.message, /journal sync failed: EIO/);
-  t.equal(journal.stats.failed, 1, 'counted as failed: the device is not told it is safe');
-
-  // A batch committed with no sync in flight yet is answered by syncNow (the store closing).
-  journal.append(message(1), (err) => errors.push(err));
+  add('b', 1);
   journal.flush();
   t.equal(wal.started, 2);
-  // the second sync is in flight; a third batch waits behind it
-  journal.append(message(2), (err) => errors.push(err));
+  wal.release(new Error('EIO: i/o error, fdatasync'));
+  t.strictSame(answered, ['a:journal sync failed: EIO: i/o error, fdatasync'], 'the failed sync answers its own batch with the error');
+  t.equal(journal.stats.failed, 1, 'counted as failed: the device is not told it is safe');
+  wal.release();
+  t.strictSame(answered.slice(1), ['b'], 'the later sync answers only what is still waiting');
+
+  // A batch committed with no sync in flight yet is answered by syncNow (the store closing).
+  add('c', 2);
   journal.flush();
+  add('d', 3);
+  journal.flush();
+  add('e', 4);
+  journal.flush();
+  t.equal(wal.started, 4, 'c and d have their syncs; e waits');
   journal.syncNow();
   t.equal(wal.syncedNow, 1);
-  t.equal(errors.length, 2, 'syncNow answered the batch that had no sync yet');
-  t.equal(errors[1], undefined);
+  t.strictSame(answered.slice(2), ['c', 'd', 'e'], 'syncNow answered everything committed');
   wal.release();
-  t.equal(errors.length, 3, 'the sync in flight answers its own batch when it ends');
+  wal.release();
+  t.equal(answered.length, 5, 'the syncs in flight ending later answer nobody twice');
+  t.equal(journal.unsyncedBatches, 0);
 });
 
 t.test('the store syncs its own WAL file: answers come after a real fdatasync', async (t) => {

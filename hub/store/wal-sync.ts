@@ -13,7 +13,7 @@ export type SyncDone = (err?: Error) => void;
 
 export class WalSync {
   private fd: number | undefined;
-  private inFlight = false;
+  private inFlight = 0;
   private closing = false;
 
   constructor(private readonly walFile: string) {}
@@ -27,10 +27,10 @@ export class WalSync {
       done(err as Error);
       return;
     }
-    this.inFlight = true;
+    this.inFlight++;
     fdatasync(fd, (err) => {
-      this.inFlight = false;
-      if (this.closing) this.release();
+      this.inFlight--;
+      if (this.closing && this.inFlight === 0) this.release();
       done(err ?? undefined);
     });
   }
@@ -42,7 +42,7 @@ export class WalSync {
 
   close(): void {
     this.closing = true;
-    if (!this.inFlight) this.release();
+    if (this.inFlight === 0) this.release();
   }
 
   private open(): number {
