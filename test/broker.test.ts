@@ -185,6 +185,22 @@ t.test('a flooding client is slowed by back-pressure, and loses nothing', async 
   await client.endAsync();
 });
 
+t.test("a device's connections share one message rate: a second client id does not double it", async (t) => {
+  const h = await startHub(t.testdir(), { broker: { limits: { messagesPerSecond: 40, messageBurst: 10 } } });
+  t.teardown(() => h.stop());
+  const secret = await h.hub.store!.credentials.add('scanner-2', 'scanner');
+  const a = await connect(h, 'scanner-2:a', secret, { username: 'scanner-2' });
+  const b = await connect(h, 'scanner-2:b', secret, { username: 'scanner-2' });
+  // 8 messages on each connection: within a per-connection burst of 10, over a shared one
+  const sends = [a, b].flatMap((c) => Array.from({ length: 8 }, (_, i) => c.publishAsync('devices/scanner-2/scan', String(i), { qos: 1 })));
+  await Promise.all(sends);
+  t.ok((await metricValue(h.hub, 'storehub_broker_throttled_total')) >= 6, 'the messages past the shared burst were delayed');
+  const n = h.hub.store!.db.prepare("SELECT count(*) AS n FROM device_messages WHERE device_id = 'scanner-2'").get() as { n: number };
+  t.equal(n.n, 16, 'and every one stored');
+  await a.endAsync();
+  await b.endAsync();
+});
+
 t.test('a subscriber that stops reading does not stall delivery to others', async (t) => {
   const h = await startHub(t.testdir(), { broker: { limits: { drainTimeoutMs: 500 } } });
   t.teardown(() => h.stop());

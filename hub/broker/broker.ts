@@ -24,6 +24,7 @@ interface Session {
   secretHash: string;
   topics: readonly string[];
   mayPublish: (topic: string) => boolean;
+  /** The device's message budget, shared by all its connections (client ids with a `:suffix`). */
   bucket: TokenBucket;
 }
 
@@ -61,6 +62,8 @@ export class BrokerService {
   private readonly sessions = new WeakMap<Client, Session>();
   private readonly refusals = new WeakMap<Client, number>();
   private readonly admission: TokenBucket;
+  /** Message rate buckets by device id; dropped by the periodic sweep once no session uses them. */
+  private readonly deviceBuckets = new Map<string, TokenBucket>();
   private revocationTimer: NodeJS.Timeout | undefined;
   private intakeClosed = false;
   /** Device messages acknowledged and not yet handed to the in-process subscribers. */
@@ -145,7 +148,10 @@ export class BrokerService {
     }
     this.servers = opened.servers;
     this.addresses = opened.addresses;
-    this.revocationTimer = setInterval(() => this.closeRevokedSessions(), REVOCATION_CHECK_MS);
+    this.revocationTimer = setInterval(() => {
+      this.closeRevokedSessions();
+      this.dropIdleBuckets();
+    }, REVOCATION_CHECK_MS);
     this.revocationTimer.unref();
     log.info({ ...this.addresses }, 'broker listening');
   }
@@ -203,7 +209,7 @@ export class BrokerService {
     const listenersClosed = closeListeners(this.servers);
     this.deps.store.journal.flush();
     await this.deps.store.journal.settled();
-    const clients = Object.values((aedes as unknown as { clients: Record<string, Client> }).clients);
+    const clients = liveClients(aedes);
     await waitForDrain(clients, 1_000);
     // Closing a client destroys its socket, and aedes hands a message to subscribers only after its
     // PUBACK write has completed: wait for those hand-overs, or an acknowledged message's content
@@ -232,7 +238,7 @@ export class BrokerService {
     const aedes = this.aedes;
     if (!aedes) return 0;
     let closed = 0;
-    for (const client of Object.values((aedes as unknown as { clients: Record<string, Client> }).clients)) {
+    for (const client of liveClients(aedes)) {
       const session = this.sessions.get(client);
       if (!session) continue;
       let current: string | undefined;
@@ -249,6 +255,31 @@ export class BrokerService {
       closed++;
     }
     return closed;
+  }
+
+  /**
+   * The rate limit is the device's, not the connection's: a device opening more connections
+   * (client ids `id:a`, `id:b`) shares one budget instead of multiplying it.
+   */
+  private bucketOf(deviceId: string, limits: HubConfig['broker']['limits']): TokenBucket {
+    let bucket = this.deviceBuckets.get(deviceId);
+    if (!bucket) {
+      bucket = new TokenBucket(limits.messagesPerSecond, limits.messageBurst);
+      this.deviceBuckets.set(deviceId, bucket);
+    }
+    return bucket;
+  }
+
+  /** Forgets the buckets of devices with no live session (a reconnect within the sweep keeps its debt). */
+  private dropIdleBuckets(): void {
+    const aedes = this.aedes;
+    if (!aedes) return;
+    const live = new Set<string>();
+    for (const client of liveClients(aedes)) {
+      const session = this.sessions.get(client);
+      if (session) live.add(session.deviceId);
+    }
+    for (const deviceId of this.deviceBuckets.keys()) if (!live.has(deviceId)) this.deviceBuckets.delete(deviceId);
   }
 
   private preConnect(client: Client, done: (err: Error | null, ok: boolean) => void): void {
@@ -299,7 +330,7 @@ export class BrokerService {
       secretHash: outcome.credential.secretHash,
       topics: outcome.credential.topics,
       mayPublish: compilePublishAcl(outcome.credential.topics),
-      bucket: new TokenBucket(limits.messagesPerSecond, limits.messageBurst),
+      bucket: this.bucketOf(deviceId, limits),
     });
     metrics.brokerConnections.inc({ outcome: 'accepted' });
     done(null, true);
@@ -361,6 +392,11 @@ export class BrokerService {
     }
     done(null, sub);
   }
+}
+
+/** aedes keeps its connected clients by id; its types do not declare the map. */
+function liveClients(aedes: Aedes): Client[] {
+  return Object.values((aedes as unknown as { clients: Record<string, Client> }).clients);
 }
 
 function addressOf(client: Client): string | undefined {

@@ -30,7 +30,7 @@ const BrokerLimits = Section(
   {
     maxClients: Type.Integer({ minimum: 1, default: 5000, description: 'connections beyond this are refused' }),
     maxPacketBytes: Type.Integer({ minimum: 64, default: 256 * 1024, description: 'larger MQTT packets close the connection' }),
-    messagesPerSecond: Type.Integer({ minimum: 1, default: 2000, description: 'per client; excess is delayed (TCP back-pressure)' }),
+    messagesPerSecond: Type.Integer({ minimum: 1, default: 2000, description: 'per device, shared by its connections; excess is delayed (TCP back-pressure)' }),
     messageBurst: Type.Integer({ minimum: 1, default: 4000 }),
     connectsPerSecond: Type.Integer({ minimum: 1, default: 200, description: 'admission rate for new connections' }),
     connectBurst: Type.Integer({ minimum: 1, default: 400 }),
