@@ -48,8 +48,17 @@ export function forkScript(name: string): ChildProcess {
 
 export function request<T>(child: ChildProcess, message: unknown): Promise<T> {
   return new Promise((resolve, reject) => {
-    child.once('message', (m) => resolve(m as T));
-    child.once('exit', (code) => reject(new Error(`child exited with ${code}`)));
+    // each request removes the listener it does not need, so polling a child does not pile them up
+    const onExit = (code: number | null) => {
+      child.off('message', onMessage);
+      reject(new Error(`child exited with ${code}`));
+    };
+    const onMessage = (m: unknown) => {
+      child.off('exit', onExit);
+      resolve(m as T);
+    };
+    child.once('message', onMessage);
+    child.once('exit', onExit);
     child.send(message as object);
   });
 }
