@@ -8,8 +8,10 @@ import { validateDevices } from '../devices/device-service.js';
  * The drivers' checks of each device's options (the schema checks shapes only), one line per
  * problem with its line in the file, as check-config prints schema problems. Shared with start.
  */
-export function deviceProblemLines(devices: HubConfig['devices'], file: string, text: string): string[] {
-  return validateDevices(devices, DRIVER_FACTORIES).map((problem) => {
+export function deviceProblemLines(devices: HubConfig['devices'], file: string, text: string, indexes?: number[]): string[] {
+  return validateDevices(devices, DRIVER_FACTORIES).map((found) => {
+    // checked a subset (the file failed the schema elsewhere): name each device by its index in the file
+    const problem = indexes ? found.replace(/^devices\[(\d+)\]/, (_, i: string) => `devices[${indexes[Number(i)]}]`) : found;
     const colon = problem.indexOf(': ');
     const path = colon > 0 ? problem.slice(0, colon) : problem;
     const message = colon > 0 ? problem.slice(colon + 2) : problem;
@@ -27,9 +29,18 @@ export function checkConfigCommand(file: string): void {
     process.stderr.write(`${file}: cannot read: ${(err as Error).message}\n`);
     process.exit(2);
   }
-  const { loaded, problems } = parseConfigText(text, file);
+  const { loaded, problems, shapeValidDevices = [] } = parseConfigText(text, file);
   if (!loaded) {
     for (const p of problems) process.stderr.write(`${formatProblem(p, file)}\n`);
+    // the devices whose entries passed the schema still get their drivers' checks in this run
+    const devices = shapeValidDevices.map((d) => d.device);
+    const lines = deviceProblemLines(
+      devices,
+      file,
+      text,
+      shapeValidDevices.map((d) => d.index),
+    );
+    for (const line of lines) process.stderr.write(`${line}\n`);
     process.exit(2);
   }
   // The schema checks shapes; each device's options are checked by its driver.

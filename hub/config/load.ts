@@ -9,7 +9,7 @@ import { Ajv, type ErrorObject } from 'ajv';
 import { isMap, isSeq, LineCounter, type Node, parseDocument } from 'yaml';
 import { HubError } from '../sdk/errors.js';
 import { migrateConfig } from './migrations.js';
-import { ConfigSchema, type HubConfig } from './schema.js';
+import { ConfigSchema, type DeviceConfig, type HubConfig } from './schema.js';
 
 export interface ConfigProblem {
   path: string;
@@ -141,7 +141,17 @@ function keepMismatchedContainers(filled: unknown, raw: unknown): unknown {
   return filled;
 }
 
-export function parseConfigText(text: string, source = '<config>'): { loaded?: LoadedConfig; problems: ConfigProblem[] } {
+export interface ParsedConfig {
+  loaded?: LoadedConfig;
+  problems: ConfigProblem[];
+  /**
+   * When the file fails the schema: the devices whose own entry passed it (defaults filled), with
+   * their index in the file, so their drivers' option checks can be reported in the same run.
+   */
+  shapeValidDevices?: { index: number; device: DeviceConfig }[];
+}
+
+export function parseConfigText(text: string, source = '<config>'): ParsedConfig {
   const lineCounter = new LineCounter();
   const doc = parseDocument(text, { lineCounter, prettyErrors: false });
   const lineOf = (node: Node | undefined): number | undefined => (node?.range ? lineCounter.linePos(node.range[0]).line : undefined);
@@ -174,7 +184,18 @@ export function parseConfigText(text: string, source = '<config>'): { loaded?: L
     seen.add(key);
     problems.push({ path, line: lineOf(nodeAt(doc.contents, d.segments, d.asKey)), message: d.message });
   }
-  return { problems };
+  return { problems, shapeValidDevices: devicesWithoutErrors(candidate, validate.errors ?? []) };
+}
+
+function devicesWithoutErrors(candidate: unknown, errors: ErrorObject[]): { index: number; device: DeviceConfig }[] {
+  const devices = (candidate as { devices?: unknown }).devices;
+  if (!Array.isArray(devices)) return [];
+  const broken = new Set<number>();
+  for (const e of errors) {
+    const m = /^\/devices\/(\d+)(?:\/|$)/.exec(e.instancePath);
+    if (m) broken.add(Number(m[1]));
+  }
+  return devices.flatMap((device, index) => (broken.has(index) ? [] : [{ index, device: device as DeviceConfig }]));
 }
 
 /**
