@@ -6,10 +6,12 @@
  * each topic's messages in order while subscriptions change around them.
  */
 import { EventEmitter } from 'node:events';
-import type { Aedes, Client, PublishPacket } from 'aedes';
+import net from 'node:net';
+import { Aedes, type Client, type PublishPacket } from 'aedes';
 import aedesPersistence from 'aedes-persistence';
 import mqemitter from 'mqemitter';
 import mqtt, { type MqttClient } from 'mqtt';
+import mqttPacket from 'mqtt-packet';
 import t from 'tap';
 import { type Deliver, RouteTable, type SubscriptionStore } from '../hub/broker/route-table.js';
 import { type Harness, startHub } from './helpers/hub-harness.js';
@@ -180,3 +182,131 @@ t.test('a topic waits for its earlier message inside aedes before taking the dir
   t.same(table.stats.direct, 1);
   t.same(table.stats.pipeline, 2);
 });
+
+/**
+ * aedes removes the same listener twice in ordinary situations (an UNSUBSCRIBE naming a filter
+ * twice; two UNSUBSCRIBEs in one segment; an UNSUBSCRIBE followed by something that closes the
+ * client before the first removal took effect). Another client holding the same filter must keep
+ * getting every message. Found by review: a table that counted subscriptions on the side forgot
+ * the other client and routed its topic direct.
+ */
+async function unsubscribeTwice(h: Harness, secret: string, how: 'topic-twice' | 'two-unsubscribes' | 'refused-publish', clean: boolean): Promise<net.Socket> {
+  const [host, port] = h.mqttUrl.replace('mqtt://', '').split(':');
+  const sock = net.connect(Number(port), host);
+  const parser = mqttPacket.parser({ protocolVersion: 4 });
+  const seen: string[] = [];
+  parser.on('packet', (p) => seen.push(p.cmd));
+  sock.on('data', (d) => parser.parse(d));
+  await new Promise((r) => sock.once('connect', r));
+  const gen = (p: object) => mqttPacket.generate(p as never);
+  sock.write(
+    gen({
+      cmd: 'connect',
+      protocolId: 'MQTT',
+      protocolVersion: 4,
+      clean,
+      clientId: 'screen-1:leave',
+      keepalive: 0,
+      username: 'screen-1',
+      password: Buffer.from(secret),
+    }),
+  );
+  await waitFor(() => seen.includes('connack'), 'connack');
+  sock.write(gen({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: TOPIC, qos: 1 }] }));
+  await waitFor(() => seen.includes('suback'), 'suback');
+  const unsub = gen({ cmd: 'unsubscribe', messageId: 2, unsubscriptions: [TOPIC] });
+  if (how === 'topic-twice') sock.write(gen({ cmd: 'unsubscribe', messageId: 2, unsubscriptions: [TOPIC, TOPIC] }));
+  else if (how === 'two-unsubscribes') sock.write(Buffer.concat([unsub, gen({ cmd: 'unsubscribe', messageId: 3, unsubscriptions: [TOPIC] })]));
+  // a publish outside the namespace makes the hub close the client while the removal is pending
+  else sock.write(Buffer.concat([unsub, gen({ cmd: 'publish', topic: 'devices/other/x', payload: Buffer.from('x'), qos: 0, retain: false, dup: false })]));
+  if (how === 'refused-publish') await new Promise((r) => sock.once('close', r));
+  else await waitFor(() => seen.filter((c) => c === 'unsuback').length === (how === 'two-unsubscribes' ? 2 : 1), 'unsuback');
+  return sock;
+}
+
+for (const [how, clean] of [
+  ['topic-twice', true],
+  ['two-unsubscribes', true],
+  ['refused-publish', true],
+  ['refused-publish', false],
+  ['hub-unsubscribes-twice', true],
+] as const) {
+  t.test(`a listener removed twice does not hide another client's subscription (${how}, clean=${clean})`, async (t) => {
+    const h = await startHub(t.testdir());
+    t.teardown(() => h.stop());
+    const broker = h.hub.broker!;
+    const secret = await h.hub.store!.credentials.add('screen-1', 'guide-screen');
+    const publisher = await connect(h, 'screen-1:pub', secret);
+    t.teardown(() => publisher.end(true));
+    const keeper = await connect(h, 'screen-1:keep', secret);
+    t.teardown(() => keeper.end(true));
+    const got: string[] = [];
+    keeper.on('message', (_t, p) => got.push(p.toString()));
+    await keeper.subscribeAsync(TOPIC, { qos: 1 });
+    if (how === 'hub-unsubscribes-twice') {
+      const off = broker.subscribe(TOPIC, () => {});
+      off();
+      off();
+    } else {
+      const sock = await unsubscribeTwice(h, secret, how, clean);
+      t.teardown(() => sock.destroy());
+    }
+    await new Promise((r) => setTimeout(r, 50));
+    // one at a time: the route is looked up after the first and would serve the rest
+    for (let i = 1; i <= 20; i++) await publisher.publishAsync(TOPIC, String(i), { qos: 1 });
+    await waitFor(() => got.length >= 20, 'keeper messages', 10_000).catch(() => {});
+    t.same(got, range(1, 20), 'the client still subscribed gets every message');
+    t.equal(broker.routes.stats.direct, 0, 'nothing took the direct route while a client listens');
+  });
+}
+
+/**
+ * Retained device messages and the hub's own publishes go through aedes' pipeline too; a later
+ * device message on the same topic must wait for them. Shown with real aedes whose mqemitter is at
+ * its concurrency limit (a subscriber elsewhere not draining), as happens with a stalled screen.
+ */
+for (const first of ['retained', 'hub'] as const) {
+  t.test(`a ${first} message inside aedes is not overtaken by a later direct one on its topic`, async (t) => {
+    const table = new RouteTable();
+    const mq = mqemitter({ concurrency: 1000, matchEmptyLevels: true });
+    const persistence = (aedesPersistence as unknown as () => SubscriptionStore)();
+    table.watchEmitter(mq);
+    table.watchPersistence(persistence);
+    const aedes = await Aedes.createBroker({ mq, persistence: persistence as never, heartbeatInterval: 60_000 });
+    t.teardown(() => new Promise<void>((r) => aedes.close(() => r())));
+    table.install(aedes);
+    const seen: string[] = [];
+    const deliver: Deliver = (packet, done) => {
+      seen.push(String(packet.payload));
+      done();
+    };
+    table.markLocal(deliver);
+    aedes.subscribe('devices/+/state', deliver as never, () => {});
+    const held: (() => void)[] = [];
+    aedes.subscribe('dashboard/feed', ((_p: PublishPacket, cb: () => void) => held.push(cb)) as never, () => {});
+    const tick = () => new Promise((r) => setImmediate(r));
+    await tick();
+    const device = { id: 'shelf-1' } as Client;
+    const pub = (aedes.publish as unknown as (p: object, c: Client | ((e?: Error) => void), d?: () => void) => void).bind(aedes);
+    const msg = (payload: string, extra: object = {}) => ({
+      cmd: 'publish',
+      topic: 'devices/shelf-1/state',
+      payload: Buffer.from(payload),
+      qos: 1,
+      retain: false,
+      dup: false,
+      ...extra,
+    });
+    pub(msg('0'), device, () => {});
+    await tick(); // looked up: only the hub's handler listens, the route is direct
+    for (let i = 0; i < 1000; i++) pub({ cmd: 'publish', topic: 'dashboard/feed', payload: Buffer.from('x'), qos: 0, retain: false, dup: false }, () => {});
+    if (first === 'retained') pub(msg('first', { retain: true }), device, () => {});
+    else pub(msg('first'), () => {}); // BrokerService.publish: no client
+    await tick();
+    pub(msg('second'), device, () => {});
+    await tick();
+    for (const release of held.splice(0)) release();
+    for (let i = 0; i < 5; i++) await tick();
+    t.same(seen, ['0', 'first', 'second'], 'in the order published');
+  });
+}

@@ -7,7 +7,9 @@
  * no client subscribes to: a shelf's weight reports go to the journal and to its driver, not to
  * other devices. This table knows, per topic, whether any subscription other than the hub's
  * in-process handlers can match it:
- * - live subscriptions, seen as they are added to (and removed from) the broker's mqemitter;
+ * - live subscriptions: asked of the broker's mqemitter's own matcher, so the answer is whatever
+ *   mqemitter would deliver to (counting subscriptions on the side went wrong when aedes removed
+ *   the same listener twice, which it does);
  * - stored subscriptions of persistent sessions, asked of the persistence once per topic.
  * When none can, the broker hands the message straight to the matching in-process handlers and
  * reports it published, as aedes' pipeline would have done. Everything else goes through aedes
@@ -21,7 +23,6 @@
  */
 import type { Aedes, Client, PublishPacket } from 'aedes';
 import type { MQEmitter } from 'mqemitter';
-import { topicMatches } from './topic-acl.js';
 
 /** How mqemitter calls a subscriber: the hub's in-process handlers have this shape too. */
 export type Deliver = (packet: PublishPacket, done: () => void) => void;
@@ -52,12 +53,10 @@ export class RouteTable {
   private readonly routes = new Map<string, Deliver[] | null>();
   private readonly lookingUp = new Set<string>();
   private generation = 0;
-  /** Live subscriptions of clients, by filter (a filter may be held by several clients). */
-  private readonly clientFilters = new Map<string, number>();
-  /** The hub's own handlers and the filter each was subscribed with. */
-  private readonly localFilters = new Map<Deliver, string>();
+  /** The listeners mqemitter would call for a topic (its matcher; none until watchEmitter). */
+  private match: (topic: string) => Deliver[] = () => [];
   private readonly local = new WeakSet<Deliver>();
-  /** Device messages per topic still inside aedes' pipeline. */
+  /** Messages per topic still inside aedes' pipeline (device messages and any other). */
   private readonly inPipeline = new Map<string, number>();
   readonly stats: RouteStats = { direct: 0, pipeline: 0, invalidations: 0 };
 
@@ -66,25 +65,21 @@ export class RouteTable {
     this.local.add(deliver);
   }
 
-  /** Observes every subscription added to or removed from the broker's mqemitter. */
+  /** Observes every subscription added to or removed from the broker's mqemitter, and asks its matcher. */
   watchEmitter(mq: MQEmitter): void {
+    const matcher = (mq as unknown as { _matcher?: { match(topic: string): Deliver[] } })._matcher;
+    if (typeof matcher?.match !== 'function') throw new Error('mqemitter without its matcher: the route table needs mqemitter 7');
+    this.match = (topic) => matcher.match(topic);
     const on = mq.on.bind(mq);
     const removeListener = mq.removeListener.bind(mq);
     mq.on = (topic, listener, callback) => {
       this.invalidate();
-      if (this.local.has(listener)) this.localFilters.set(listener, topic);
-      else this.clientFilters.set(topic, (this.clientFilters.get(topic) ?? 0) + 1);
       return on(topic, listener, callback);
     };
-    // mqemitter removes a listener on the next turn: forget it only once it is gone
+    // mqemitter removes a listener on the next turn: routes are dropped again once it is gone
     mq.removeListener = (topic, listener, callback) => {
       this.invalidate();
-      removeListener(topic, listener, () => {
-        if (!this.localFilters.delete(listener)) {
-          const n = (this.clientFilters.get(topic) ?? 0) - 1;
-          if (n > 0) this.clientFilters.set(topic, n);
-          else this.clientFilters.delete(topic);
-        }
+      return removeListener(topic, listener, () => {
         this.invalidate();
         callback?.();
       });
@@ -134,13 +129,28 @@ export class RouteTable {
   install(aedes: Aedes): void {
     const pipeline = (aedes.publish as unknown as (p: PublishPacket, c: Client | null | Done, d?: Done) => void).bind(aedes);
     const broker = aedes as unknown as { published: (p: PublishPacket, c: Client, d: Done) => void };
+    // Every message that goes through aedes' pipeline is counted per topic, retained and the hub's
+    // own included, so a later device message on that topic cannot overtake it on a direct route.
+    const throughPipeline = (packet: PublishPacket, client: Client | null, done: Done | undefined): void => {
+      const topic = packet.topic;
+      this.inPipeline.set(topic, (this.inPipeline.get(topic) ?? 0) + 1);
+      pipeline(packet, client, (err) => {
+        const n = (this.inPipeline.get(topic) ?? 1) - 1;
+        if (n > 0) this.inPipeline.set(topic, n);
+        else this.inPipeline.delete(topic);
+        done?.(err);
+      });
+    };
     const routed = (packet: PublishPacket, client: Client | null | Done, done?: Done): void => {
-      if (typeof client === 'function' || client === null || client === undefined || packet.retain) {
-        pipeline(packet, client, done);
+      if (typeof client === 'function') {
+        throughPipeline(packet, null, client);
         return;
       }
-      const topic = packet.topic;
-      const handlers = this.directRoute(topic);
+      if (client === null || client === undefined || packet.retain) {
+        throughPipeline(packet, null, done);
+        return;
+      }
+      const handlers = this.directRoute(packet.topic);
       if (handlers) {
         this.stats.direct++;
         for (const deliver of handlers) deliver(packet, noop);
@@ -149,13 +159,7 @@ export class RouteTable {
         return;
       }
       this.stats.pipeline++;
-      this.inPipeline.set(topic, (this.inPipeline.get(topic) ?? 0) + 1);
-      pipeline(packet, client, (err) => {
-        const n = (this.inPipeline.get(topic) ?? 1) - 1;
-        if (n > 0) this.inPipeline.set(topic, n);
-        else this.inPipeline.delete(topic);
-        done?.(err);
-      });
+      throughPipeline(packet, client, done);
     };
     (aedes as unknown as { publish: typeof routed }).publish = routed;
   }
@@ -177,14 +181,14 @@ export class RouteTable {
     if (this.lookingUp.has(topic)) return;
     // device namespaces never start with '$'; the broker's own topics keep aedes' rules
     if (topic.startsWith('$')) return this.remember(topic, null);
-    for (const filter of this.clientFilters.keys()) if (topicMatches(filter, topic)) return this.remember(topic, null);
+    if (this.localListeners(topic) === null) return this.remember(topic, null);
     const generation = this.generation;
     this.lookingUp.add(topic);
     this.lookUpStored(topic).then(
       (stored) => {
         if (generation !== this.generation) return;
         this.lookingUp.delete(topic);
-        this.remember(topic, stored.length > 0 ? null : this.handlersFor(topic));
+        this.remember(topic, stored.length > 0 ? null : this.localListeners(topic));
       },
       () => {
         if (generation === this.generation) this.lookingUp.delete(topic);
@@ -192,10 +196,16 @@ export class RouteTable {
     );
   }
 
-  private handlersFor(topic: string): Deliver[] {
-    const handlers: Deliver[] = [];
-    for (const [deliver, filter] of this.localFilters) if (topicMatches(filter, topic)) handlers.push(deliver);
-    return handlers;
+  /** The in-process handlers mqemitter would call for `topic`, or null when any client's listener matches too. */
+  private localListeners(topic: string): Deliver[] | null {
+    let listeners: Deliver[];
+    try {
+      listeners = this.match(topic);
+    } catch {
+      return null; // a topic the matcher refuses (too many levels): aedes' pipeline answers it
+    }
+    for (const listener of listeners) if (!this.local.has(listener)) return null;
+    return listeners;
   }
 
   private remember(topic: string, route: Deliver[] | null): void {
