@@ -4,15 +4,20 @@
  * afterwards makes every frame written before the sync started durable, which is exactly what
  * synchronous=FULL does inside the commit — except that here the event loop does not wait for the
  * disk. fsync flushes the file (its inode), whichever descriptor wrote the data, so the hub's own
- * descriptor covers SQLite's writes. The WAL keeps its inode for as long as a connection is open
+ * descriptors cover SQLite's writes. The WAL keeps its inode for as long as a connection is open
  * (restarts overwrite it, TRUNCATE checkpoints shorten it), and the store closes this first.
+ *
+ * Each sync in flight has a descriptor of its own. Linux reports a writeback error once per open
+ * file description: two syncs sharing one descriptor could see the error reach only one of them,
+ * and the other — possibly finishing first — would call pages durable that were lost.
  */
 import { closeSync, fdatasync, fdatasyncSync, openSync } from 'node:fs';
 
 export type SyncDone = (err?: Error) => void;
 
 export class WalSync {
-  private fd: number | undefined;
+  /** Descriptors not in use by a sync. */
+  private readonly idle: number[] = [];
   private inFlight = 0;
   private closing = false;
 
@@ -22,7 +27,7 @@ export class WalSync {
   sync(done: SyncDone): void {
     let fd: number;
     try {
-      fd = this.open();
+      fd = this.take();
     } catch (err) {
       done(err as Error);
       return;
@@ -30,30 +35,38 @@ export class WalSync {
     this.inFlight++;
     fdatasync(fd, (err) => {
       this.inFlight--;
-      if (this.closing && this.inFlight === 0) this.release();
+      this.give(fd);
       done(err ?? undefined);
     });
   }
 
   /** Syncs on the calling thread (shutdown: nothing else is left to do). */
   syncNow(): void {
-    fdatasyncSync(this.open());
+    const fd = this.take();
+    try {
+      fdatasyncSync(fd);
+    } finally {
+      this.give(fd);
+    }
+  }
+
+  /** Descriptors open now (one per sync that has run at once, at most). */
+  get descriptors(): number {
+    return this.idle.length + this.inFlight;
   }
 
   close(): void {
     this.closing = true;
-    if (this.inFlight === 0) this.release();
+    for (const fd of this.idle.splice(0)) closeSync(fd);
   }
 
-  private open(): number {
+  private take(): number {
     if (this.closing) throw new Error('the store is closing');
-    this.fd ??= openSync(this.walFile, 'r');
-    return this.fd;
+    return this.idle.pop() ?? openSync(this.walFile, 'r');
   }
 
-  private release(): void {
-    if (this.fd === undefined) return;
-    closeSync(this.fd);
-    this.fd = undefined;
+  private give(fd: number): void {
+    if (this.closing) closeSync(fd);
+    else this.idle.push(fd);
   }
 }
