@@ -201,6 +201,22 @@ t.test("a device's connections share one message rate: a second client id does n
   await b.endAsync();
 });
 
+t.test('the sweep keeps the rate bucket of a connected device and forgets one with no session', async (t) => {
+  const h = await startHub(t.testdir());
+  t.teardown(() => h.stop());
+  const broker = h.hub.broker! as unknown as { deviceBuckets: Map<string, unknown>; dropIdleBuckets(): void; clientCount: number };
+  const secret = await h.hub.store!.credentials.add('scanner-3', 'scanner');
+  const client = await connect(h, 'scanner-3', secret);
+  await client.publishAsync('devices/scanner-3/scan', 'x', { qos: 1 });
+  broker.dropIdleBuckets();
+  t.ok(broker.deviceBuckets.has('scanner-3'), 'kept while the device is connected');
+  await client.endAsync();
+  const deadline = Date.now() + 10_000;
+  while (broker.clientCount > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+  broker.dropIdleBuckets();
+  t.notOk(broker.deviceBuckets.has('scanner-3'), 'dropped once no session uses it');
+});
+
 t.test('a subscriber that stops reading does not stall delivery to others', async (t) => {
   const h = await startHub(t.testdir(), { broker: { limits: { drainTimeoutMs: 500 } } });
   t.teardown(() => h.stop());
