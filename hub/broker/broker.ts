@@ -62,8 +62,8 @@ export class BrokerService {
   private readonly sessions = new WeakMap<Client, Session>();
   private readonly refusals = new WeakMap<Client, number>();
   private readonly admission: TokenBucket;
-  /** Message rate buckets by device id; dropped by the periodic sweep once no session uses them. */
-  private readonly deviceBuckets = new Map<string, TokenBucket>();
+  /** Message rate buckets by device id, with the connections using each; dropped when the last closes. */
+  private readonly deviceBuckets = new Map<string, { bucket: TokenBucket; connections: number }>();
   private revocationTimer: NodeJS.Timeout | undefined;
   private intakeClosed = false;
   /** Device messages acknowledged and not yet handed to the in-process subscribers. */
@@ -148,10 +148,7 @@ export class BrokerService {
     }
     this.servers = opened.servers;
     this.addresses = opened.addresses;
-    this.revocationTimer = setInterval(() => {
-      this.closeRevokedSessions();
-      this.dropIdleBuckets();
-    }, REVOCATION_CHECK_MS);
+    this.revocationTimer = setInterval(() => this.closeRevokedSessions(), REVOCATION_CHECK_MS);
     this.revocationTimer.unref();
     log.info({ ...this.addresses }, 'broker listening');
   }
@@ -259,27 +256,27 @@ export class BrokerService {
 
   /**
    * The rate limit is the device's, not the connection's: a device opening more connections
-   * (client ids `id:a`, `id:b`) shares one budget instead of multiplying it.
+   * (client ids `id:a`, `id:b`) shares one budget instead of multiplying it. Each connection holds
+   * the bucket until its socket closes (whatever closes it: the device, a takeover, revocation, an
+   * error), and the bucket goes with the last one.
    */
-  private bucketOf(deviceId: string, limits: HubConfig['broker']['limits']): TokenBucket {
-    let bucket = this.deviceBuckets.get(deviceId);
-    if (!bucket) {
-      bucket = new TokenBucket(limits.messagesPerSecond, limits.messageBurst);
-      this.deviceBuckets.set(deviceId, bucket);
+  private bucketFor(deviceId: string, client: Client): TokenBucket {
+    const limits = this.deps.config.limits;
+    let entry = this.deviceBuckets.get(deviceId);
+    if (!entry) {
+      entry = { bucket: new TokenBucket(limits.messagesPerSecond, limits.messageBurst), connections: 0 };
+      this.deviceBuckets.set(deviceId, entry);
     }
-    return bucket;
-  }
-
-  /** Forgets the buckets of devices with no live session (a reconnect within the sweep keeps its debt). */
-  private dropIdleBuckets(): void {
-    const aedes = this.aedes;
-    if (!aedes) return;
-    const live = new Set<string>();
-    for (const client of liveClients(aedes)) {
-      const session = this.sessions.get(client);
-      if (session) live.add(session.deviceId);
-    }
-    for (const deviceId of this.deviceBuckets.keys()) if (!live.has(deviceId)) this.deviceBuckets.delete(deviceId);
+    entry.connections++;
+    const held = entry;
+    const release = () => {
+      if (--held.connections === 0 && this.deviceBuckets.get(deviceId) === held) this.deviceBuckets.delete(deviceId);
+    };
+    const conn = client.conn as { closed?: boolean; once?: (event: 'close', listener: () => void) => unknown } | undefined;
+    if (!conn?.once || conn.closed)
+      release(); // gone while authenticating: nothing will close it again
+    else conn.once('close', release);
+    return held.bucket;
   }
 
   private preConnect(client: Client, done: (err: Error | null, ok: boolean) => void): void {
@@ -324,13 +321,12 @@ export class BrokerService {
       done(connackError(code, outcome.reason), false);
       return;
     }
-    const limits = this.deps.config.limits;
     this.sessions.set(client, {
       deviceId,
       secretHash: outcome.credential.secretHash,
       topics: outcome.credential.topics,
       mayPublish: compilePublishAcl(outcome.credential.topics),
-      bucket: this.bucketOf(deviceId, limits),
+      bucket: this.bucketFor(deviceId, client),
     });
     metrics.brokerConnections.inc({ outcome: 'accepted' });
     done(null, true);
