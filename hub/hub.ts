@@ -30,6 +30,11 @@ export interface HubOptions {
   log: Logger;
   /** Called once the API listens (the hub is serving). */
   onReady?: () => void;
+  /**
+   * Called when the hub cannot go on safely and must exit (a failed WAL sync: the database is
+   * recovered from the disk at restart). `storehub start` exits 1; the hub has logged it as fatal.
+   */
+  onFatal?: (err: Error) => void;
   /** Device classes by kind; defaults to everything in drivers/. */
   factories?: ReadonlyMap<string, DriverFactory>;
 }
@@ -78,8 +83,13 @@ export class Hub {
             );
           }
           if (store.migrationsApplied.length > 0) log.info({ applied: store.migrationsApplied }, 'database migrated');
+          store.journal.onSyncFailure = (err) => {
+            log.fatal({ err, code: err.code }, 'WAL sync failed: device messages are refused; exiting so the database is recovered from the disk');
+            this.options.onFatal?.(err);
+          };
           health.register('store', () => {
             if (!store.db.open) return { ok: false, detail: 'database closed' };
+            if (store.journal.stopped) return { ok: false, detail: store.journal.stopped.message };
             const budget = store.budget.current;
             return budget.exceeded ? { ok: false, detail: budget.reason ?? 'disk budget reached' } : { ok: true };
           });

@@ -214,37 +214,60 @@ t.test('with synchronous=full, callers are answered only after a WAL sync that s
   t.equal(journal.stats.batches, 4);
 });
 
-t.test('a failed WAL sync answers its batches with an error, even when a later sync succeeds; syncNow answers what waits at shutdown', async (t) => {
+t.test('a failed WAL sync fails every waiting batch, stops the journal and says so once; syncNow answers what waits at shutdown', async (t) => {
   const store = openStore(t);
   const wal = heldSyncer();
   const journal = new MessageJournal(store.db, store.budget, wal);
+  const failures: HubError[] = [];
+  journal.onSyncFailure = (err) => failures.push(err);
   const answered: string[] = [];
-  const add = (tag: string, i: number) => journal.append(message(i), (err) => answered.push(err ? `${tag}:${err.message}` : tag));
+  const add = (tag: string, i: number) => journal.append(message(i), (err) => answered.push(err ? `${tag}:${(err as HubError).code}` : tag));
   add('a', 0);
   journal.flush();
   add('b', 1);
   journal.flush();
-  t.equal(wal.started, 2);
-  wal.release(new Error('EIO: i/o error, fdatasync'));
-  t.strictSame(answered, ['a:journal sync failed: EIO: i/o error, fdatasync'], 'the failed sync answers its own batch with the error');
-  t.equal(journal.stats.failed, 1, 'counted as failed: the device is not told it is safe');
-  wal.release();
-  t.strictSame(answered.slice(1), ['b'], 'the later sync answers only what is still waiting');
-
-  // A batch committed with no sync in flight yet is answered by syncNow (the store closing).
   add('c', 2);
   journal.flush();
-  add('d', 3);
+  add('d', 3); // queued, not committed yet
+  t.equal(wal.started, 2, 'a and b have syncs; c waits');
+  wal.release(new Error('EIO: i/o error, fdatasync'));
+  t.strictSame(
+    answered,
+    ['a:HUB_ERR_STORE_SYNC', 'b:HUB_ERR_STORE_SYNC', 'c:HUB_ERR_STORE_SYNC'],
+    'every committed batch still waiting fails, whichever sync covers it',
+  );
+  t.equal(failures.length, 1, 'the hub is told');
+  t.match(failures[0]?.message, /journal sync failed: EIO/);
+  t.equal(journal.stopped, failures[0], 'the journal is stopped');
+  t.equal(wal.started, 2, 'no sync is started after the failure');
+  wal.release();
+  t.equal(answered.length, 3, 'the other sync succeeding later answers nobody: a success after a failed fsync proves nothing');
   journal.flush();
+  t.strictSame(answered.slice(3), ['d:HUB_ERR_STORE_SYNC'], 'what was queued is refused, not committed');
   add('e', 4);
-  journal.flush();
-  t.equal(wal.started, 4, 'c and d have their syncs; e waits');
+  t.strictSame(answered.slice(4), ['e:HUB_ERR_STORE_SYNC'], 'new messages are refused at once');
+  t.equal(countHere(store), 3, 'only the three batches committed before the failure are in the file');
+  t.equal(journal.stats.failed, 5);
+  t.equal(failures.length, 1, 'said once');
+  await journal.settled();
+});
+
+t.test('syncNow at shutdown answers everything committed, syncs in flight included', async (t) => {
+  const store = openStore(t);
+  const wal = heldSyncer();
+  const journal = new MessageJournal(store.db, store.budget, wal);
+  const answered: (Error | undefined)[] = [];
+  for (let i = 0; i < 3; i++) {
+    journal.append(message(i), (err) => answered.push(err));
+    journal.flush();
+  }
+  t.equal(wal.started, 2);
   journal.syncNow();
   t.equal(wal.syncedNow, 1);
-  t.strictSame(answered.slice(2), ['c', 'd', 'e'], 'syncNow answered everything committed');
+  t.strictSame(answered, [undefined, undefined, undefined], 'all three answered');
   wal.release();
   wal.release();
-  t.equal(answered.length, 5, 'the syncs in flight ending later answer nobody twice');
+  t.equal(answered.length, 3, 'the syncs in flight ending later answer nobody twice');
   t.equal(journal.unsyncedBatches, 0);
 });
 

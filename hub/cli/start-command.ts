@@ -21,16 +21,21 @@ export async function startCommand(opts: { config: string }): Promise<void> {
   }
   const log = createLogger({ level: config.log.level });
   const notify = new SdNotify(process.env, log);
-  const fatal = (err: unknown, origin: string) => {
-    log.fatal({ err, origin }, 'unhandled error; exiting');
+  const exitFailed = () => {
     notify.close();
     process.exit(1);
+  };
+  const fatal = (err: unknown, origin: string) => {
+    log.fatal({ err, origin }, 'unhandled error; exiting');
+    exitFailed();
   };
   process.on('uncaughtException', (err) => fatal(err, 'uncaughtException'));
   process.on('unhandledRejection', (err) => fatal(err, 'unhandledRejection'));
 
   const hub = new Hub(config, {
     log,
+    // the hub has logged why; exiting at once, like a crash, lets SQLite recover from the disk
+    onFatal: exitFailed,
     onReady: () => {
       notify.ready(`serving store ${config.store.id}`);
       notify.startWatchdog();

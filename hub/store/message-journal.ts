@@ -78,7 +78,11 @@ export class MessageJournal {
   private lastCovered = 0;
   private syncsInFlight = 0;
   private settledWaiters: (() => void)[] = [];
+  /** Set by the first failed WAL sync: from then on the journal takes nothing (see stop()). */
+  private stoppedBy: HubError | undefined;
   readonly stats: JournalStats = { committed: 0, batches: 0, syncs: 0, rejectedBudget: 0, failed: 0 };
+  /** Told once, when a failed WAL sync stops the journal: the hub exits so the database is recovered. */
+  onSyncFailure?: (err: HubError) => void;
   /** Observers told once a batch is durable (metrics), with the seconds from commit start. */
   onCommit?: (count: number, seconds: number) => void;
 
@@ -127,7 +131,17 @@ export class MessageJournal {
     return oldest ? Number(process.hrtime.bigint() - oldest.started) / 1e6 : 0;
   }
 
+  /** Why the journal takes no more messages (a WAL sync failed), or undefined while it works. */
+  get stopped(): HubError | undefined {
+    return this.stoppedBy;
+  }
+
   append(message: JournalMessage, done: Done): void {
+    if (this.stoppedBy) {
+      this.stats.failed++;
+      done(this.stoppedBy);
+      return;
+    }
     if (this.budget.exceeded) {
       this.stats.rejectedBudget++;
       done(new HubError('HUB_ERR_STORE_DISK_BUDGET', this.budget.current.reason));
@@ -150,6 +164,11 @@ export class MessageJournal {
     const callbacks = this.callbacks;
     this.queue = [];
     this.callbacks = [];
+    if (this.stoppedBy) {
+      this.stats.failed += batch.length;
+      for (const cb of callbacks) cb(this.stoppedBy);
+      return;
+    }
     const started = process.hrtime.bigint();
     let error: Error | undefined;
     try {
@@ -184,36 +203,54 @@ export class MessageJournal {
   /** Syncs on the calling thread and answers everything committed (the store is closing). */
   syncNow(): void {
     if (!this.wal || this.unanswered.length === 0) return;
-    let error: Error | undefined;
     try {
       this.wal.syncNow();
       this.stats.syncs++;
     } catch (cause) {
-      error = syncError(cause);
+      this.stop(syncError(cause));
+      return;
     }
     this.lastCovered = this.lastCommitted;
-    this.answerUpTo(this.lastCommitted, error);
+    this.answerUpTo(this.lastCommitted, undefined);
   }
 
   /**
    * Starts a sync for what no started sync covers, if fewer than MAX_SYNCS_IN_FLIGHT run. A sync
    * makes durable everything written before it started, so when one ends every batch up to the
    * last it covers is answered, also batches an earlier sync still in flight covers. A failed
-   * sync answers its batches with the error: after a failed fsync the kernel may have dropped the
-   * pages, and a later sync that succeeds says nothing about them.
+   * sync stops the journal (stop()).
    */
   private syncSoon(): void {
     const wal = this.wal;
-    if (!wal || this.syncsInFlight >= MAX_SYNCS_IN_FLIGHT || this.lastCovered === this.lastCommitted) return;
+    if (!wal || this.stoppedBy || this.syncsInFlight >= MAX_SYNCS_IN_FLIGHT || this.lastCovered === this.lastCommitted) return;
     const covers = this.lastCommitted;
     this.lastCovered = covers;
     this.syncsInFlight++;
     wal.sync((cause) => {
       this.syncsInFlight--;
       this.stats.syncs++;
-      this.answerUpTo(covers, cause ? syncError(cause) : undefined);
+      if (cause) {
+        this.stop(syncError(cause));
+        return;
+      }
+      this.answerUpTo(covers, undefined);
       this.syncSoon();
     });
+  }
+
+  /**
+   * After a failed fsync nothing written to the WAL since the last good sync can be trusted: Linux
+   * may have dropped the dirty pages and marked them clean, so a later sync that succeeds says
+   * nothing about them, and SQLite's recovery discards every WAL frame after a lost one (frame
+   * checksums are chained). So every batch still waiting is answered with the error, whichever
+   * sync covers it, the journal takes nothing more, and the hub is told to exit: on restart SQLite
+   * recovers the database from what is on the disk, and devices resend what was not acknowledged.
+   */
+  private stop(error: HubError): void {
+    if (this.stoppedBy) return;
+    this.stoppedBy = error;
+    this.answerUpTo(this.lastCommitted, error);
+    this.onSyncFailure?.(error);
   }
 
   /** Answers, in order, every batch committed up to `seq` that is still waiting. */
@@ -239,5 +276,5 @@ export class MessageJournal {
 }
 
 function syncError(cause: unknown): HubError {
-  return new HubError('HUB_ERR_INTERNAL', `journal sync failed: ${(cause as Error).message}`, { cause });
+  return new HubError('HUB_ERR_STORE_SYNC', `journal sync failed: ${(cause as Error).message}`, { cause });
 }
