@@ -106,6 +106,23 @@ t.test('HTTP API', async (t) => {
     t.equal(nowhere.body.code, 'HUB_ERR_API_NOT_FOUND');
   });
 
+  t.test('the token is checked before the body is read: 401/403 whatever the body, no schema details', async (t) => {
+    const anonBadBody = await call(h, '/api/v1/tokens', { method: 'POST', body: JSON.stringify({ scope: 'root' }) });
+    t.equal(anonBadBody.status, 401, 'no token and an invalid body: 401, not a 400 describing the admin schema');
+    t.notOk('details' in anonBadBody.body, 'no schema details for an anonymous caller');
+    const anonMalformed = await call(h, '/api/v1/jobs', { method: 'POST', body: '{"type":' });
+    t.equal(anonMalformed.status, 401, 'no token: the body is not even parsed');
+    const readOnAdmin = await call(h, '/api/v1/device-credentials', { method: 'POST', token: read, body: JSON.stringify({ deviceId: 'x' }) });
+    t.equal(readOnAdmin.status, 403, 'a read token on an admin route: 403 whatever the body');
+  });
+
+  t.test('a URL that does not decode gets a coded 400', async (t) => {
+    const r = await call(h, '/api/v1/devices/%E0%A4%A', { token: read });
+    t.equal(r.status, 400);
+    t.strictSame(Object.keys(r.body).sort(), ['code', 'message'], 'only {code, message}');
+    t.equal(r.body.code, 'HUB_ERR_API_VALIDATION');
+  });
+
   t.test('oversize bodies are refused with 413', async (t) => {
     const r = await call(h, '/api/v1/tokens', { method: 'POST', token: admin, body: JSON.stringify({ scope: 'read', name: 'x'.repeat(2 * 1024 * 1024) }) });
     t.equal(r.status, 413);
@@ -128,6 +145,16 @@ t.test('HTTP API', async (t) => {
     t.notOk(JSON.stringify(list.body).includes('scrypt'), 'hashes never leave the hub');
     t.equal((await call(h, '/api/v1/device-credentials/agv-7', { method: 'DELETE', token: admin })).status, 204);
     t.equal((await call(h, '/api/v1/device-credentials/agv-7', { method: 'DELETE', token: admin })).status, 404);
+  });
+
+  t.test('device credentials created at the same moment: one wins, the other gets the coded refusal', async (t) => {
+    const post = (deviceId: string, topics?: string[]) =>
+      call(h, '/api/v1/device-credentials', { method: 'POST', token: admin, body: JSON.stringify({ deviceId, kind: 'shelf', ...(topics ? { topics } : {}) }) });
+    const same = await Promise.all([post('race-1'), post('race-1')]);
+    t.strictSame(same.map((r) => r.status).sort(), [201, 409], 'the same id twice: 201 and 409, never a 500');
+    const overlap = await Promise.all([post('race-a', ['race/zone/#']), post('race-b', ['race/zone/#'])]);
+    t.strictSame(overlap.map((r) => r.status).sort(), [201, 400], 'two devices asking for the same namespace at once: one is refused');
+    t.equal(h.hub.store!.credentials.list().filter((c) => c.topics.includes('race/zone/#')).length, 1, 'one device holds it');
   });
 
   t.test('messages are paged by cursor', async (t) => {

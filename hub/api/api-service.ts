@@ -4,7 +4,7 @@
  */
 import { readFileSync } from 'node:fs';
 import swagger from '@fastify/swagger';
-import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from 'fastify';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply, LogController } from 'fastify';
 import type { Logger } from '../observability/logger.js';
 import { requireScope } from './bearer-auth.js';
 import type { ApiContext } from './context.js';
@@ -30,6 +30,10 @@ export async function buildApi(ctx: ApiContext, log: Logger): Promise<FastifyIns
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: ctx.config.api.bodyLimitBytes,
     ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', useDefaults: true } },
+    // errors raised before routing (a URL that does not decode) never reach the error handler
+    frameworkErrors: (error, _request, reply) => {
+      void (reply as FastifyReply).status(400).send({ code: 'HUB_ERR_API_VALIDATION', message: error.message });
+    },
   });
   await app.register(swagger, {
     openapi: {

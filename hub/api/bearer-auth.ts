@@ -1,4 +1,8 @@
-/** Bearer-token authentication with scopes read < ops < admin, as a fastify preHandler. */
+/**
+ * Bearer-token authentication with scopes read < ops < admin, as a fastify onRequest hook: it runs
+ * before the body is read, so a caller without the scope gets 401/403 and never makes the hub read,
+ * parse or validate a body (up to api.bodyLimitBytes) for a route it may not use.
+ */
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { HubMetrics } from '../observability/metrics.js';
 import { HubError } from '../sdk/errors.js';

@@ -19,6 +19,7 @@ export const ErrorCodes = {
   HUB_ERR_API_NOT_FOUND: { status: 404, transient: false, text: 'no such resource' },
   HUB_ERR_API_PAYLOAD_TOO_LARGE: { status: 413, transient: false, text: 'the request body is too large' },
   HUB_ERR_INTERNAL: { status: 500, transient: false, text: 'internal error' },
+  HUB_ERR_SERVICE_STOPPED: { status: 503, transient: true, text: 'the service this request needs is not running (the hub is starting or stopping)' },
   HUB_ERR_LIFECYCLE_TIMEOUT: { status: 500, transient: false, text: 'a service did not stop in time' },
   HUB_ERR_DEVICE_EXISTS: { status: 409, transient: false, text: 'a device with this id already exists' },
   HUB_ERR_DEVICE_INVALID: { status: 400, transient: false, text: 'the device id or its topic filters are not a namespace of its own' },

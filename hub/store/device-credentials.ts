@@ -61,16 +61,27 @@ export class DeviceCredentials {
         'HUB_ERR_DEVICE_INVALID',
         `device id ${JSON.stringify(deviceId)}: letters, digits, '.', '_' and '-' only (1 to 64, starting with a letter or digit)`,
       );
-    if (this.get(deviceId)) throw new HubError('HUB_ERR_DEVICE_EXISTS', `device ${deviceId} already exists`);
     const expanded = topics.map((t) => t.replaceAll('{id}', deviceId));
-    const problems = namespaceProblems(expanded, this.list());
-    if (problems.length > 0) throw new HubError('HUB_ERR_DEVICE_INVALID', `device ${deviceId}: ${problems.join('; ')}`, { context: { problems } });
+    this.check(deviceId, expanded); // fail fast, before the slow hash
     const secret = randomSecret();
     const hash = await hashSecret(secret);
+    // Checked again with the insert, in one IMMEDIATE transaction: another add may have landed while
+    // scrypt ran (two API calls at once, or `storehub device add` in another process).
     this.db
-      .prepare('INSERT INTO device_credentials (device_id, kind, secret_hash, topics, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)')
-      .run(deviceId, kind, hash, JSON.stringify(expanded), now, now);
+      .transaction(() => {
+        this.check(deviceId, expanded);
+        this.db
+          .prepare('INSERT INTO device_credentials (device_id, kind, secret_hash, topics, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)')
+          .run(deviceId, kind, hash, JSON.stringify(expanded), now, now);
+      })
+      .immediate();
     return secret;
+  }
+
+  private check(deviceId: string, topics: string[]): void {
+    if (this.get(deviceId)) throw new HubError('HUB_ERR_DEVICE_EXISTS', `device ${deviceId} already exists`);
+    const problems = namespaceProblems(topics, this.list());
+    if (problems.length > 0) throw new HubError('HUB_ERR_DEVICE_INVALID', `device ${deviceId}: ${problems.join('; ')}`, { context: { problems } });
   }
 
   remove(deviceId: string): boolean {

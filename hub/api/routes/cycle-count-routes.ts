@@ -1,5 +1,5 @@
 import { Type } from '@sinclair/typebox';
-import type { FastifyInstance, preHandlerAsyncHookHandler } from 'fastify';
+import type { FastifyInstance, onRequestAsyncHookHandler } from 'fastify';
 import { HubError } from '../../sdk/errors.js';
 import type { ApiContext } from '../context.js';
 
@@ -28,17 +28,17 @@ const CycleCountView = Type.Object({
  * RFID cycle counts: POST /api/v1/stock/cycle-counts (ops) starts one over some zones for a while;
  * when it ends, each SKU's count per zone is an absolute observation for the ledger.
  */
-export function cycleCountRoutes(app: FastifyInstance, ctx: ApiContext, read: preHandlerAsyncHookHandler, ops: preHandlerAsyncHookHandler): void {
+export function cycleCountRoutes(app: FastifyInstance, ctx: ApiContext, read: onRequestAsyncHookHandler, ops: onRequestAsyncHookHandler): void {
   const common = { tags: ['stock'], security: [{ bearer: [] }] };
   const inventory = () => {
     const i = ctx.cycleCounts();
-    if (!i) throw new HubError('HUB_ERR_INTERNAL', 'the inventory service is not running');
+    if (!i) throw new HubError('HUB_ERR_SERVICE_STOPPED', 'the inventory service is not running');
     return i;
   };
   app.post<{ Body: { zones?: string[]; seconds: number } }>(
     '/api/v1/stock/cycle-counts',
     {
-      preHandler: ops,
+      onRequest: ops,
       schema: {
         ...common,
         body: Type.Object(
@@ -56,12 +56,12 @@ export function cycleCountRoutes(app: FastifyInstance, ctx: ApiContext, read: pr
       return inventory().startCycleCount({ ...(req.body.zones ? { zones: req.body.zones } : {}), seconds: req.body.seconds, source: 'api' });
     },
   );
-  app.get('/api/v1/stock/cycle-counts', { preHandler: read, schema: { ...common, response: { 200: Type.Array(CycleCountView) } } }, async () =>
+  app.get('/api/v1/stock/cycle-counts', { onRequest: read, schema: { ...common, response: { 200: Type.Array(CycleCountView) } } }, async () =>
     inventory().cycleCounts(),
   );
   app.get<{ Params: { id: string } }>(
     '/api/v1/stock/cycle-counts/:id',
-    { preHandler: read, schema: { ...common, params: Type.Object({ id: Type.String() }), response: { 200: CycleCountView } } },
+    { onRequest: read, schema: { ...common, params: Type.Object({ id: Type.String() }), response: { 200: CycleCountView } } },
     async (req) => {
       const view = inventory().cycleView(req.params.id);
       if (!view) throw new HubError('HUB_ERR_API_NOT_FOUND', `no cycle count ${req.params.id}`);

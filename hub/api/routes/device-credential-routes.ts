@@ -1,5 +1,5 @@
 import { Type } from '@sinclair/typebox';
-import type { FastifyInstance, preHandlerAsyncHookHandler } from 'fastify';
+import type { FastifyInstance, onRequestAsyncHookHandler } from 'fastify';
 import { DEVICE_ID_PATTERN } from '../../broker/topic-acl.js';
 import { HubError } from '../../sdk/errors.js';
 import type { ApiContext } from '../context.js';
@@ -7,16 +7,16 @@ import type { ApiContext } from '../context.js';
 const CredentialView = Type.Object({ deviceId: Type.String(), kind: Type.String(), topics: Type.Array(Type.String()), createdAt: Type.Number() });
 
 /** MQTT credentials of devices (admin), the API twin of `storehub device add|list|remove`. */
-export function deviceCredentialRoutes(app: FastifyInstance, ctx: ApiContext, admin: preHandlerAsyncHookHandler): void {
+export function deviceCredentialRoutes(app: FastifyInstance, ctx: ApiContext, admin: onRequestAsyncHookHandler): void {
   const common = { tags: ['device credentials'], security: [{ bearer: [] }] };
-  app.get('/api/v1/device-credentials', { preHandler: admin, schema: { ...common, response: { 200: Type.Array(CredentialView) } } }, async () =>
+  app.get('/api/v1/device-credentials', { onRequest: admin, schema: { ...common, response: { 200: Type.Array(CredentialView) } } }, async () =>
     ctx.store.credentials.list().map(({ deviceId, kind, topics, createdAt }) => ({ deviceId, kind, topics, createdAt })),
   );
 
   app.post<{ Body: { deviceId: string; kind: string; topics?: string[] } }>(
     '/api/v1/device-credentials',
     {
-      preHandler: admin,
+      onRequest: admin,
       schema: {
         ...common,
         body: Type.Object(
@@ -40,7 +40,7 @@ export function deviceCredentialRoutes(app: FastifyInstance, ctx: ApiContext, ad
 
   app.delete<{ Params: { id: string } }>(
     '/api/v1/device-credentials/:id',
-    { preHandler: admin, schema: { ...common, params: Type.Object({ id: Type.String() }), response: { 204: Type.Null() } } },
+    { onRequest: admin, schema: { ...common, params: Type.Object({ id: Type.String() }), response: { 204: Type.Null() } } },
     async (req, reply) => {
       if (!ctx.store.credentials.remove(req.params.id)) throw new HubError('HUB_ERR_DEVICE_UNKNOWN', `no device ${req.params.id}`);
       req.log.info({ deviceId: req.params.id, by: req.token?.id }, 'device credentials removed');

@@ -1,5 +1,5 @@
 import { Type } from '@sinclair/typebox';
-import type { FastifyInstance, preHandlerAsyncHookHandler } from 'fastify';
+import type { FastifyInstance, onRequestAsyncHookHandler } from 'fastify';
 import { HubError } from '../../sdk/errors.js';
 import type { ApiContext } from '../context.js';
 
@@ -25,18 +25,18 @@ const Event = Type.Object({
 });
 
 /** GET /api/v1/devices, /api/v1/devices/:id and /api/v1/events (read scope). */
-export function deviceRoutes(app: FastifyInstance, ctx: ApiContext, read: preHandlerAsyncHookHandler): void {
+export function deviceRoutes(app: FastifyInstance, ctx: ApiContext, read: onRequestAsyncHookHandler): void {
   const common = { tags: ['devices'], security: [{ bearer: [] }] };
   const devices = () => {
     const d = ctx.devices();
-    if (!d?.registry || !d.events) throw new HubError('HUB_ERR_INTERNAL', 'the devices service is not running');
+    if (!d?.registry || !d.events) throw new HubError('HUB_ERR_SERVICE_STOPPED', 'the devices service is not running');
     return { registry: d.registry, events: d.events };
   };
-  app.get('/api/v1/devices', { preHandler: read, schema: { ...common, response: { 200: Type.Array(Device) } } }, async () => devices().registry.list());
+  app.get('/api/v1/devices', { onRequest: read, schema: { ...common, response: { 200: Type.Array(Device) } } }, async () => devices().registry.list());
 
   app.get<{ Params: { id: string } }>(
     '/api/v1/devices/:id',
-    { preHandler: read, schema: { ...common, params: Type.Object({ id: Type.String() }), response: { 200: Device } } },
+    { onRequest: read, schema: { ...common, params: Type.Object({ id: Type.String() }), response: { 200: Device } } },
     async (req) => {
       const device = devices().registry.get(req.params.id);
       if (!device) throw new HubError('HUB_ERR_DEVICE_UNKNOWN', `no device ${req.params.id}`);
@@ -47,7 +47,7 @@ export function deviceRoutes(app: FastifyInstance, ctx: ApiContext, read: preHan
   app.get<{ Querystring: { since?: number; kind?: string; device?: string; cursor?: string; limit: number } }>(
     '/api/v1/events',
     {
-      preHandler: read,
+      onRequest: read,
       schema: {
         tags: ['devices'],
         security: [{ bearer: [] }],

@@ -5,7 +5,7 @@
  * whichever way it arrived (docs/jobs.md).
  */
 import { Type } from '@sinclair/typebox';
-import type { FastifyInstance, preHandlerAsyncHookHandler } from 'fastify';
+import type { FastifyInstance, onRequestAsyncHookHandler } from 'fastify';
 import { JOB_STATUSES, type JobStatus } from '../../ops/job-states.js';
 import { JOB_SOURCES, type JobSource } from '../../ops/job-view.js';
 import { HubError } from '../../sdk/errors.js';
@@ -63,7 +63,7 @@ const JobDocument = Type.Unknown({
   description: 'a job document: { type: device.command | config.desired | firmware.update, id?, timeoutSeconds?, ...fields of the type } (docs/jobs.md)',
 });
 
-export function jobRoutes(app: FastifyInstance, ctx: ApiContext, read: preHandlerAsyncHookHandler, ops: preHandlerAsyncHookHandler): void {
+export function jobRoutes(app: FastifyInstance, ctx: ApiContext, read: onRequestAsyncHookHandler, ops: onRequestAsyncHookHandler): void {
   const common = { tags: ['jobs'], security: [{ bearer: [] }] };
   const jobs = () => {
     const service = ctx.jobs();
@@ -75,7 +75,7 @@ export function jobRoutes(app: FastifyInstance, ctx: ApiContext, read: preHandle
   app.post<{ Body: unknown }>(
     '/api/v1/jobs',
     {
-      preHandler: ops,
+      onRequest: ops,
       bodyLimit: Math.max(ctx.config.api.bodyLimitBytes, JOB_DOCUMENT_LIMIT_BYTES),
       schema: {
         ...common,
@@ -96,7 +96,7 @@ export function jobRoutes(app: FastifyInstance, ctx: ApiContext, read: preHandle
   app.get<{ Querystring: { status?: JobStatus; type?: string; source?: JobSource; limit: number } }>(
     '/api/v1/jobs',
     {
-      preHandler: read,
+      onRequest: read,
       schema: {
         ...common,
         summary: 'jobs, newest first',
@@ -120,7 +120,7 @@ export function jobRoutes(app: FastifyInstance, ctx: ApiContext, read: preHandle
 
   app.get<{ Params: { id: string } }>(
     '/api/v1/jobs/:id',
-    { preHandler: read, schema: { ...common, summary: 'a job with its executions and progress', params: IdParams, response: { 200: JobView } } },
+    { onRequest: read, schema: { ...common, summary: 'a job with its executions and progress', params: IdParams, response: { 200: JobView } } },
     async (req) => {
       const job = jobs().get(req.params.id);
       if (!job) throw new HubError('HUB_ERR_JOB_UNKNOWN', `no job ${req.params.id}`);
@@ -131,7 +131,7 @@ export function jobRoutes(app: FastifyInstance, ctx: ApiContext, read: preHandle
   app.post<{ Params: { id: string } }>(
     '/api/v1/jobs/:id/cancel',
     {
-      preHandler: ops,
+      onRequest: ops,
       schema: {
         ...common,
         summary: 'cancel a job: targets not started are canceled, targets already running finish',

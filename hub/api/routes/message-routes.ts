@@ -1,5 +1,5 @@
 import { Type } from '@sinclair/typebox';
-import type { FastifyInstance, preHandlerAsyncHookHandler } from 'fastify';
+import type { FastifyInstance, onRequestAsyncHookHandler } from 'fastify';
 import type { ApiContext } from '../context.js';
 
 interface Row {
@@ -12,14 +12,14 @@ interface Row {
 }
 
 /** GET /api/v1/messages: the journal of acknowledged device messages, paged by an opaque cursor. */
-export function messageRoutes(app: FastifyInstance, ctx: ApiContext, read: preHandlerAsyncHookHandler): void {
+export function messageRoutes(app: FastifyInstance, ctx: ApiContext, read: onRequestAsyncHookHandler): void {
   const byCursor = ctx.store.db.prepare(
     'SELECT id, device_id, topic, payload, qos, received_at FROM device_messages WHERE id > @after AND (@device IS NULL OR device_id = @device) ORDER BY id LIMIT @limit',
   );
   app.get<{ Querystring: { cursor?: string; device?: string; limit: number } }>(
     '/api/v1/messages',
     {
-      preHandler: read,
+      onRequest: read,
       schema: {
         tags: ['messages'],
         security: [{ bearer: [] }],

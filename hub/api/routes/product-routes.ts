@@ -1,5 +1,5 @@
 import { Type } from '@sinclair/typebox';
-import type { FastifyInstance, preHandlerAsyncHookHandler } from 'fastify';
+import type { FastifyInstance, onRequestAsyncHookHandler } from 'fastify';
 import type { ApiContext } from '../context.js';
 
 const Product = Type.Object(
@@ -13,15 +13,15 @@ const Product = Type.Object(
 );
 
 /** The product table that maps GTIN-14 (decoded from SGTIN-96 tags) to the store's SKUs. */
-export function productRoutes(app: FastifyInstance, ctx: ApiContext, read: preHandlerAsyncHookHandler, ops: preHandlerAsyncHookHandler): void {
+export function productRoutes(app: FastifyInstance, ctx: ApiContext, read: onRequestAsyncHookHandler, ops: onRequestAsyncHookHandler): void {
   const common = { tags: ['products'], security: [{ bearer: [] }] };
   const db = ctx.store.db;
-  app.get('/api/v1/products', { preHandler: read, schema: common }, async () =>
+  app.get('/api/v1/products', { onRequest: read, schema: common }, async () =>
     db.prepare('SELECT gtin14, sku, name, unit_weight_g AS unitWeightG FROM products ORDER BY sku').all(),
   );
   app.put<{ Body: { gtin14: string; sku: string; name?: string; unitWeightG?: number }[] }>(
     '/api/v1/products',
-    { preHandler: ops, schema: { ...common, summary: 'upsert products (by GTIN-14)', body: Type.Array(Product, { maxItems: 10_000 }) } },
+    { onRequest: ops, schema: { ...common, summary: 'upsert products (by GTIN-14)', body: Type.Array(Product, { maxItems: 10_000 }) } },
     async (req) => {
       const upsert = db.prepare(
         `INSERT INTO products (gtin14, sku, name, unit_weight_g, updated_at) VALUES (?, ?, ?, ?, ?)

@@ -1,13 +1,13 @@
 import { Type } from '@sinclair/typebox';
-import type { FastifyInstance, preHandlerAsyncHookHandler } from 'fastify';
+import type { FastifyInstance, onRequestAsyncHookHandler } from 'fastify';
 import type { ApiContext } from '../context.js';
 
 /** GET /api/v1/status: the hub at a glance, as `storehub status` and the dashboard show it. */
-export function statusRoutes(app: FastifyInstance, ctx: ApiContext, read: preHandlerAsyncHookHandler): void {
+export function statusRoutes(app: FastifyInstance, ctx: ApiContext, read: onRequestAsyncHookHandler): void {
   app.get(
     '/api/v1/status',
     {
-      preHandler: read,
+      onRequest: read,
       schema: {
         tags: ['status'],
         security: [{ bearer: [] }],

@@ -1,20 +1,20 @@
 import { Type } from '@sinclair/typebox';
-import type { FastifyInstance, preHandlerAsyncHookHandler } from 'fastify';
+import type { FastifyInstance, onRequestAsyncHookHandler } from 'fastify';
 import { HubError } from '../../sdk/errors.js';
 import type { ApiContext } from '../context.js';
 
 /** GET /api/v1/stock, /api/v1/stock/:sku/ledger and /api/v1/stock/reviews (read scope). */
-export function stockRoutes(app: FastifyInstance, ctx: ApiContext, read: preHandlerAsyncHookHandler): void {
+export function stockRoutes(app: FastifyInstance, ctx: ApiContext, read: onRequestAsyncHookHandler): void {
   const common = { tags: ['stock'], security: [{ bearer: [] }] };
   const ledger = () => {
     const l = ctx.ledger();
-    if (!l) throw new HubError('HUB_ERR_INTERNAL', 'the inventory service is not running');
+    if (!l) throw new HubError('HUB_ERR_SERVICE_STOPPED', 'the inventory service is not running');
     return l;
   };
   app.get<{ Querystring: { sku?: string; location?: string } }>(
     '/api/v1/stock',
     {
-      preHandler: read,
+      onRequest: read,
       schema: {
         ...common,
         querystring: Type.Object({ sku: Type.Optional(Type.String()), location: Type.Optional(Type.String()) }, { additionalProperties: false }),
@@ -27,7 +27,7 @@ export function stockRoutes(app: FastifyInstance, ctx: ApiContext, read: preHand
   app.get<{ Params: { sku: string }; Querystring: { location?: string; cursor?: string; limit: number } }>(
     '/api/v1/stock/:sku/ledger',
     {
-      preHandler: read,
+      onRequest: read,
       schema: {
         ...common,
         params: Type.Object({ sku: Type.String() }),
@@ -52,7 +52,7 @@ export function stockRoutes(app: FastifyInstance, ctx: ApiContext, read: preHand
     },
   );
 
-  app.get('/api/v1/stock/reviews', { preHandler: read, schema: { ...common, summary: 'counts held for review instead of applied' } }, async () =>
+  app.get('/api/v1/stock/reviews', { onRequest: read, schema: { ...common, summary: 'counts held for review instead of applied' } }, async () =>
     ledger().openReviews(),
   );
 }

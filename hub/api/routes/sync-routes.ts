@@ -1,5 +1,5 @@
 import { Type } from '@sinclair/typebox';
-import type { FastifyInstance, preHandlerAsyncHookHandler } from 'fastify';
+import type { FastifyInstance, onRequestAsyncHookHandler } from 'fastify';
 import { HubError } from '../../sdk/errors.js';
 import type { ApiContext } from '../context.js';
 
@@ -31,16 +31,16 @@ const StreamStatus = Type.Object({
 });
 
 /** GET /api/v1/sync (read scope): backlog, last ack and lag per stream and uplink. */
-export function syncRoutes(app: FastifyInstance, ctx: ApiContext, read: preHandlerAsyncHookHandler): void {
+export function syncRoutes(app: FastifyInstance, ctx: ApiContext, read: onRequestAsyncHookHandler): void {
   app.get(
     '/api/v1/sync',
     {
-      preHandler: read,
+      onRequest: read,
       schema: { tags: ['sync'], security: [{ bearer: [] }], response: { 200: Type.Object({ streams: Type.Array(StreamStatus) }) } },
     },
     async () => {
       const sync = ctx.sync();
-      if (!sync) throw new HubError('HUB_ERR_INTERNAL', 'the sync service is not running');
+      if (!sync) throw new HubError('HUB_ERR_SERVICE_STOPPED', 'the sync service is not running');
       return { streams: sync.status() };
     },
   );

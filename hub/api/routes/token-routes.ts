@@ -1,5 +1,5 @@
 import { Type } from '@sinclair/typebox';
-import type { FastifyInstance, preHandlerAsyncHookHandler } from 'fastify';
+import type { FastifyInstance, onRequestAsyncHookHandler } from 'fastify';
 import { HubError } from '../../sdk/errors.js';
 import { SCOPES, type Scope } from '../../store/api-tokens.js';
 import type { ApiContext } from '../context.js';
@@ -14,14 +14,14 @@ const TokenView = Type.Object({
 });
 
 /** API tokens (admin): list, create (the secret is in this one response only), revoke. */
-export function tokenRoutes(app: FastifyInstance, ctx: ApiContext, admin: preHandlerAsyncHookHandler): void {
+export function tokenRoutes(app: FastifyInstance, ctx: ApiContext, admin: onRequestAsyncHookHandler): void {
   const common = { tags: ['tokens'], security: [{ bearer: [] }] };
-  app.get('/api/v1/tokens', { preHandler: admin, schema: { ...common, response: { 200: Type.Array(TokenView) } } }, async () => ctx.store.tokens.list());
+  app.get('/api/v1/tokens', { onRequest: admin, schema: { ...common, response: { 200: Type.Array(TokenView) } } }, async () => ctx.store.tokens.list());
 
   app.post<{ Body: { scope: Scope; name?: string } }>(
     '/api/v1/tokens',
     {
-      preHandler: admin,
+      onRequest: admin,
       schema: {
         ...common,
         body: Type.Object(
@@ -40,7 +40,7 @@ export function tokenRoutes(app: FastifyInstance, ctx: ApiContext, admin: preHan
 
   app.delete<{ Params: { id: string } }>(
     '/api/v1/tokens/:id',
-    { preHandler: admin, schema: { ...common, params: Type.Object({ id: Type.String() }), response: { 204: Type.Null() } } },
+    { onRequest: admin, schema: { ...common, params: Type.Object({ id: Type.String() }), response: { 204: Type.Null() } } },
     async (req, reply) => {
       if (!ctx.store.tokens.revoke(req.params.id)) throw new HubError('HUB_ERR_API_NOT_FOUND', `no active token ${req.params.id}`);
       req.log.info({ tokenId: req.params.id, by: req.token?.id }, 'API token revoked');
