@@ -18,10 +18,17 @@ export async function statusCommand(opts: { config: string; token?: string }): P
   const token = opts.token ?? process.env.STOREHUB_TOKEN;
   if (token) {
     const res = await fetch(`${base}/api/v1/status`, { headers: { authorization: `Bearer ${token}` } });
-    const body = (await res.json()) as Record<string, unknown>;
+    const text = await res.text();
+    let body: Record<string, unknown> = {};
+    try {
+      body = JSON.parse(text) as Record<string, unknown>;
+    } catch {
+      body = { message: text.slice(0, 200) };
+    }
     if (!res.ok) {
-      // a revoked or mistyped token must not look like a healthy answer
-      process.stderr.write(`the API refused the token: ${res.status} ${String(body.code ?? '')} ${String(body.message ?? '')}\n`);
+      // a revoked or mistyped token (or a failing hub) must not look like a healthy answer
+      const what = res.status === 401 || res.status === 403 ? 'the API refused the token' : 'the status request failed';
+      process.stderr.write(`${what}: ${res.status} ${String(body.code ?? '')} ${String(body.message ?? '')}\n`);
       process.exitCode = 1;
       return;
     }
