@@ -329,3 +329,34 @@ t.test('tool mode never moves a damaged file away: it fails instead', async (t) 
   // Confirm with a plain connection too: the file is still the damaged one.
   t.throws(() => new Database(f.file, { readonly: true }).prepare('SELECT 1 FROM sqlite_master').get(), /not a database/);
 });
+
+t.test('an empty database file is reported as corrupt, not taken for a new database', async (t) => {
+  const f = await filledStore(t);
+  // a file that lost its data: 0 bytes, no WAL
+  closeSync(openSync(f.file, 'w'));
+  for (const suffix of ['-wal', '-shm']) if (existsSync(f.file + suffix)) closeSync(openSync(f.file + suffix, 'w'));
+  const store = open(f.dir);
+  t.teardown(() => store.close());
+  t.ok(store.corruption, 'reported');
+  t.match(store.corruption?.reason, /empty \(0 bytes\)/);
+  t.equal(corruptFiles(f.dir).length > 0, true, 'the empty file is kept aside as evidence');
+  t.ok(salvagedIncident(store), 'an incident is recorded');
+});
+
+t.test('a file that cannot be read (permissions) is not corrupt: the start fails and the file stays', async (t) => {
+  if (process.getuid?.() === 0) {
+    // root reads any file: make the directory's file a directory instead, which opens with an I/O error
+    const dir = t.testdir();
+    mkdirSync(join(dir, DB_FILE, 'x'), { recursive: true });
+    t.throws(() => open(dir), { code: 'HUB_ERR_STORE_UNAVAILABLE' });
+    t.ok(statSync(join(dir, DB_FILE)).isDirectory(), 'left where it is');
+    t.strictSame(corruptFiles(dir), [], 'nothing moved aside');
+    return;
+  }
+  const f = await filledStore(t);
+  const { chmodSync } = await import('node:fs');
+  chmodSync(f.file, 0o000);
+  t.teardown(() => chmodSync(f.file, 0o600));
+  t.throws(() => open(f.dir), { code: 'HUB_ERR_STORE_UNAVAILABLE' });
+  t.strictSame(corruptFiles(f.dir), [], 'nothing moved aside');
+});

@@ -10,6 +10,11 @@ export const ErrorCodes = {
   HUB_ERR_STORE_DISK_BUDGET: { status: 507, transient: true, text: 'the store has reached its disk budget' },
   HUB_ERR_STORE_MIGRATION: { status: 500, transient: false, text: 'a database migration failed' },
   HUB_ERR_STORE_NEWER_SCHEMA: { status: 500, transient: false, text: 'database was written by a newer storehub' },
+  HUB_ERR_STORE_UNAVAILABLE: {
+    status: 503,
+    transient: true,
+    text: 'the database file cannot be opened or read (locked, permissions, I/O); it is not corrupt, so it is left as it is',
+  },
   HUB_ERR_STORE_SYNC: { status: 503, transient: true, text: 'a WAL sync failed; the hub restarts to recover the database' },
   HUB_ERR_BROKER_LISTEN: { status: 500, transient: false, text: 'the broker could not listen' },
   HUB_ERR_AUTH_MISSING: { status: 401, transient: false, text: 'a bearer token is required' },

@@ -4,9 +4,10 @@
  * drops to synchronous=NORMAL when it reopens an existing WAL file, so we always set it ourselves.
  */
 import { randomUUID } from 'node:crypto';
-import { existsSync, mkdirSync, renameSync } from 'node:fs';
+import { existsSync, mkdirSync, renameSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
+import { HubError } from '../sdk/errors.js';
 import { migrate } from './migrate.js';
 import { type SalvageReport, salvageInto } from './salvage.js';
 
@@ -41,6 +42,9 @@ export interface OpenedStore {
 
 export const DB_FILE = 'hub.db';
 
+/** How long a statement waits for another connection's lock before SQLITE_BUSY. */
+export const BUSY_TIMEOUT_MS = 5000;
+
 /**
  * The epoch of a database that starts from nothing (new, or salvaged from an unreadable file): its
  * creation time in seconds. A hub whose database was lost and recreated keeps its configured hub id,
@@ -54,14 +58,22 @@ function applyPragmas(db: Database.Database, synchronous: Synchronous): void {
   db.pragma('journal_mode = WAL');
   db.pragma(`synchronous = ${synchronous === 'full' ? 'FULL' : 'NORMAL'}`);
   db.pragma('foreign_keys = ON');
-  db.pragma('busy_timeout = 5000');
+  db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
   // No automatic checkpoints on this connection: they would run inside an ingest commit and stall
   // the event loop; hub/store/checkpointer.ts runs them on a worker thread instead.
   db.pragma('wal_autocheckpoint = 0');
 }
 
-/** Returns null when the file looks healthy, or the reason it is not. */
+/**
+ * Returns null when the file looks healthy, or the reason it is corrupt. Only corruption is a
+ * reason to move the file aside: a file that is locked, unreadable (permissions) or on a failing
+ * disk is not corrupt, and salvaging it would set a healthy database aside, so those errors stop
+ * the start instead (HUB_ERR_STORE_UNAVAILABLE).
+ */
 function checkIntegrity(file: string): string | null {
+  // SQLite takes a zero-length file for a new, empty database. The hub never leaves one behind
+  // with its WAL empty (setting WAL mode writes the first page), so one is a file that lost its data.
+  if (statSync(file).size === 0 && fileSize(`${file}-wal`) === 0) return 'the database file is empty (0 bytes)';
   let db: Database.Database | undefined;
   try {
     db = new Database(file, { fileMustExist: true });
@@ -69,9 +81,19 @@ function checkIntegrity(file: string): string | null {
     const problems = rows.map((r) => r.quick_check).filter((r) => r !== 'ok');
     return problems.length === 0 ? null : problems.slice(0, 5).join('; ');
   } catch (err) {
-    return (err as Error).message;
+    const code = String((err as { code?: unknown }).code ?? '');
+    if (code.startsWith('SQLITE_CORRUPT') || code.startsWith('SQLITE_NOTADB')) return (err as Error).message;
+    throw new HubError('HUB_ERR_STORE_UNAVAILABLE', `${file}: ${(err as Error).message}`, { cause: err, context: { code } });
   } finally {
     db?.close();
+  }
+}
+
+function fileSize(path: string): number {
+  try {
+    return statSync(path).size;
+  } catch {
+    return 0;
   }
 }
 

@@ -6,6 +6,7 @@
 import { statfsSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type Database from 'better-sqlite3';
+import { BUSY_TIMEOUT_MS } from './database.js';
 
 export interface BudgetState {
   usedBytes: number;
@@ -43,7 +44,15 @@ export class DiskBudget {
       // The WAL file keeps its high-water size after checkpoints, so it would go on counting pages that
       // are already in the database (or freed by pruning) until restart. Give that space back before
       // refusing writes, and measure again.
-      this.db.pragma('wal_checkpoint(TRUNCATE)');
+      // Without waiting: TRUNCATE waits for every reader (a backup, a CLI export) up to the busy
+      // timeout, on the event loop, and this runs every second. A busy checkpoint just tries again
+      // at the next refresh.
+      this.db.pragma('busy_timeout = 0');
+      try {
+        this.db.pragma('wal_checkpoint(TRUNCATE)');
+      } finally {
+        this.db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
+      }
       this.state = this.measure().state;
     }
     return this.state;
