@@ -275,7 +275,8 @@ export class Hub {
           this.api = api;
           await api.start();
           metrics.serviceUp.set({ service: 'api' }, 1);
-          this.options.onReady?.();
+          // a SIGTERM that came while the API was starting: READY=1 after STOPPING=1 would be a lie
+          if (!this.lifecycle.stopping) this.options.onReady?.();
         },
         stop: async () => {
           metrics.serviceUp.set({ service: 'api' }, 0);
@@ -284,7 +285,7 @@ export class Hub {
       },
     ];
     await this.lifecycle.start(services);
-    log.info({ store: config.store.id, version: VERSION, ms: Date.now() - startedAt }, 'storehub ready');
+    if (!this.lifecycle.stopping) log.info({ store: config.store.id, version: VERSION, ms: Date.now() - startedAt }, 'storehub ready');
   }
 
   async stop(timeoutMs = STOP_TIMEOUT_MS): Promise<void> {

@@ -40,13 +40,14 @@ t.test('services start in order and stop in reverse', async (t) => {
   t.same(events, ['start store', 'start broker', 'start api', 'stop api', 'stop broker', 'stop store']);
 });
 
-t.test('a service that fails to stop is logged and the others still stop', async (t) => {
+t.test('a service that fails to stop is logged, the others still stop, and stop() rejects', async (t) => {
   const { events, lines, lifecycle, service } = rig();
   await lifecycle.start([service('store'), service('broker', { stop: () => Promise.reject(new Error('socket stuck')) }), service('api')]);
-  await lifecycle.stop(1000);
-  t.same(events.slice(3), ['stop api', 'stop broker', 'stop store']);
+  await t.rejects(lifecycle.stop(1000), { message: /1 service\(s\) failed to stop cleanly: socket stuck/ }, 'stop rejects, so the process does not exit 0');
+  t.same(events.slice(3), ['stop api', 'stop broker', 'stop store'], 'after stopping every service');
   const line = lines.find((l) => l.service === 'broker' && l.level === 50);
   t.match(line, { msg: 'service failed to stop cleanly', err: { message: 'socket stuck' } });
+  t.ok(lifecycle.stopping, 'and says it is stopping');
 });
 
 t.test('a stop that hangs is cut off by the deadline with a coded error', async (t) => {

@@ -236,6 +236,23 @@ t.test('no watchdog unless it is asked for and meant for this process', async (t
   tt.match(log.warnings[0], { msg: /WATCHDOG_USEC/, obj: { WATCHDOG_USEC: 'abc' } });
 });
 
+t.test('a huge WATCHDOG_USEC pings at most a minute apart instead of overflowing the timer', async (tt) => {
+  const path = socketPath(tt);
+  listen(tt, path);
+  const log = recordingLogger();
+  const warnings: string[] = [];
+  const onWarning = (w: Error) => warnings.push(w.name);
+  process.on('warning', onWarning);
+  tt.teardown(() => process.off('warning', onWarning));
+  const n = new SdNotify({ NOTIFY_SOCKET: path, WATCHDOG_USEC: '40000000000000' }, log); // about 15 months
+  tt.equal(n.startWatchdog(), true);
+  await sleep(100);
+  tt.equal(n.watchdog?.intervalMs, 60_000, 'capped at 60 s');
+  tt.equal(n.watchdog?.pings, 1, 'only the first ping: no 1 ms timer');
+  tt.notOk(warnings.includes('TimeoutOverflowWarning'), 'no timer overflow');
+  n.close();
+});
+
 t.test('NOTIFY_SOCKET forms', async (tt) => {
   tt.same(parseNotifySocket('/run/systemd/notify'), { kind: 'path', address: '/run/systemd/notify' });
   tt.same(parseNotifySocket('@/org/freedesktop/systemd1/notify'), {

@@ -57,9 +57,8 @@ export async function startCommand(opts: { config: string }): Promise<void> {
         process.exit(0);
       },
       (err) => {
-        log.error({ err }, 'stop did not finish cleanly');
-        notify.close();
-        process.exit(1);
+        log.fatal({ err }, 'stop did not finish cleanly; exiting 1');
+        exitFailed();
       },
     );
   };

@@ -32,9 +32,16 @@ export class Lifecycle {
     return this.starting;
   }
 
+  /** True once stop() was called: a start step finishing after it must not announce readiness. */
+  get stopping(): boolean {
+    return this.stopRequested;
+  }
+
   /**
    * Stops in reverse order; rejects with HUB_ERR_LIFECYCLE_TIMEOUT if the deadline passes. The
    * deadline also covers waiting for a start still in progress, so a hung start cannot hang stop.
+   * A service whose stop fails does not keep the others running: every service is stopped, then
+   * stop() rejects with the failures, so the process does not exit as if all went well.
    */
   async stop(timeoutMs: number): Promise<void> {
     this.stopRequested = true;
@@ -44,6 +51,7 @@ export class Lifecycle {
     });
     const stopAll = (async () => {
       await this.starting?.catch(() => undefined);
+      const failures: Error[] = [];
       while (this.started.length > 0) {
         const service = this.started.pop() as Service;
         try {
@@ -51,7 +59,11 @@ export class Lifecycle {
           this.log.debug({ service: service.name }, 'service stopped');
         } catch (err) {
           this.log.error({ err, service: service.name }, 'service failed to stop cleanly');
+          failures.push(err as Error);
         }
+      }
+      if (failures.length > 0) {
+        throw new AggregateError(failures, `${failures.length} service(s) failed to stop cleanly: ${failures.map((e) => e.message).join('; ')}`);
       }
     })();
     try {

@@ -78,6 +78,9 @@ export type NotifyAddress =
 
 /** sun_path is 108 bytes on Linux; unix-dgram copies at most 107 and silently truncates the rest. */
 const MAX_PATH_BYTES = 107;
+/** The longest time between pings, whatever WATCHDOG_USEC says. */
+const MAX_PING_INTERVAL_MS = 60_000;
+
 /** Timer ticks per ping interval; a tick measures how long the loop was away. */
 const TICKS_PER_PING = 8;
 
@@ -180,7 +183,9 @@ export class SdNotify {
       this.#log.warn({ WATCHDOG_USEC: usecText }, 'WATCHDOG_USEC is not a usable number of microseconds; watchdog not started');
       return false;
     }
-    const intervalMs = usec / 2000;
+    // Pinging more often than WATCHDOG_USEC/2 is always allowed; the cap keeps the timer within
+    // what setInterval takes (a WatchdogSec of a year would overflow it into a 1 ms timer).
+    const intervalMs = Math.min(usec / 2000, MAX_PING_INTERVAL_MS);
     const tickMs = Math.max(1, Math.floor(intervalMs / TICKS_PER_PING));
     this.#stats = { intervalMs, pings: 0, skipped: 0, lastBlockedMs: 0 };
     const now = performance.now();

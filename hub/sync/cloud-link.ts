@@ -11,6 +11,7 @@ import type { HubConfig } from '../config/schema.js';
 import type { Logger } from '../observability/logger.js';
 import type { AckAnswer, SinkTransport } from './stream-pump.js';
 import { isStreamName, type OutboxBatch, type StreamName } from './streams.js';
+import { safeUrl } from '../observability/safe-url.js';
 
 export interface CloudLinkHandlers {
   onAck(stream: StreamName, answer: AckAnswer): void;
@@ -81,7 +82,7 @@ export class CloudLink implements SinkTransport {
     client.on('connect', (connack) => {
       this.connects++;
       const present = connack.sessionPresent === true;
-      this.log.info({ url: c.url, sessionPresent: present }, 'cloud link connected');
+      this.log.info({ url: safeUrl(c.url ?? ''), sessionPresent: present }, 'cloud link connected');
       void this.publishJson('status', this.statusBody(true), { qos: 1, retain: true });
       // subscriptions live in the session; re-subscribing is harmless and covers a lost session
       client.subscribe(

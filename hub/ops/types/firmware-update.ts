@@ -12,6 +12,7 @@ import { type Static, type TObject, Type } from '@sinclair/typebox';
 import { decodeInlineImage, imageProblem, PermanentFetchError } from '../firmware-image.js';
 import type { JobDocumentBase, JobType, JobTypeContext, Preparation, TargetOutcome } from '../job-types.js';
 import { waveOfEach, wavesProblems } from '../rollout.js';
+import { safeUrl } from '../../observability/safe-url.js';
 
 const DEFAULT_HEALTH_CHECK_SECONDS = 60;
 const HEALTH_POLL_MS = 1000;
@@ -66,7 +67,7 @@ async function fetchImage(doc: FirmwareUpdateDocument, ctx: JobTypeContext, sign
       return await ctx.fetchImage(url, { maxBytes: doc.image.size, signal });
     } catch (err) {
       if (err instanceof PermanentFetchError || attempt >= FETCH_ATTEMPTS || signal.aborted) throw err;
-      ctx.log.warn({ url, attempt, err: (err as Error).message }, 'firmware image fetch failed; retrying');
+      ctx.log.warn({ url: safeUrl(url), attempt, err: (err as Error).message }, 'firmware image fetch failed; retrying');
       await sleep(FETCH_RETRY_MS * attempt, undefined, { signal });
     }
   }
