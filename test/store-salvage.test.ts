@@ -360,3 +360,68 @@ t.test('a file that cannot be read (permissions) is not corrupt: the start fails
   t.throws(() => open(f.dir), { code: 'HUB_ERR_STORE_UNAVAILABLE' });
   t.strictSame(corruptFiles(f.dir), [], 'nothing moved aside');
 });
+
+/**
+ * A crash in the middle of a salvage (kill -9, power cut, systemd's start timeout) must leave a
+ * state the next start finishes: the states below are what hub/store/salvage-swap.ts can leave.
+ */
+function damagedCopy(f: Filled): number {
+  // a damaged leaf in the middle of the messages
+  const mid = f.leafPages[Math.floor(f.leafPages.length / 2)] as number;
+  overwrite(f.file, (mid - 1) * f.pageSize, garbage(f.pageSize, 7));
+  return f.leafPages.length > 0 ? (f.rowsOnPage.get(mid) ?? 0) : 0;
+}
+
+for (const state of ['moved aside, nothing built', 'half built', 'built and renamed, marker not yet removed'] as const) {
+  t.test(`a salvage interrupted (${state}) is finished at the next start`, async (t) => {
+    const f = await filledStore(t);
+    const lost = damagedCopy(f);
+    const damaged = `${f.file}.corrupt-2026-12-05T00-00-00-000Z`;
+    const { moveAside } = await import('../hub/store/salvage-swap.js');
+    moveAside(f.file, damaged, 'database disk image is malformed');
+    if (state === 'half built') {
+      // the building file of a salvage that died part way: a few rows copied, no epoch, no incident
+      const partial = new Database(`${f.file}.salvaging`);
+      partial.exec('CREATE TABLE device_messages (id INTEGER PRIMARY KEY, x)');
+      partial.close();
+    }
+    if (state === 'built and renamed, marker not yet removed') {
+      const other = new Database(f.file); // a complete-looking hub.db that must not be trusted blindly
+      other.exec('CREATE TABLE t (x)');
+      other.close();
+    }
+    const store = open(f.dir);
+    t.teardown(() => store.close());
+    t.ok(store.corruption, 'the corruption is reported (again)');
+    t.equal(store.corruption?.damagedFile, damaged, 'from the file moved aside');
+    const recovered = store.corruption?.salvage.tables.find((x) => x.table === 'device_messages')?.recovered ?? -1;
+    t.equal(count(store, 'device_messages'), recovered, 'the salvaged rows and nothing from the half-built file');
+    t.ok(recovered <= ROWS - lost && recovered >= ROWS * 0.9, `most rows salvaged (${recovered}/${ROWS}), none of the damaged page's ${lost}`);
+    t.equal(store.credentials.list().length, 3, 'credentials salvaged');
+    t.equal(store.hubId, f.hubId, 'the hub id survives');
+    t.ok(store.epoch > f.epoch, 'the epoch moved on');
+    t.ok(salvagedIncident(store), 'an incident is recorded');
+    t.notOk(existsSync(`${f.file}.salvage-pending`), 'the marker is gone');
+    t.notOk(existsSync(`${f.file}.salvaging`), 'no building file is left');
+  });
+}
+
+t.test('a marker without its damaged file (crash before the move): the original is checked again', async (t) => {
+  const f = await filledStore(t);
+  const { writeFileSync } = await import('node:fs');
+  writeFileSync(`${f.file}.salvage-pending`, JSON.stringify({ damaged: 'hub.db.corrupt-never-moved', reason: 'x' }));
+  const store = open(f.dir);
+  t.teardown(() => store.close());
+  t.equal(store.corruption, undefined, 'a healthy original is opened as it is');
+  t.equal(count(store, 'device_messages'), ROWS);
+  t.notOk(existsSync(`${f.file}.salvage-pending`), 'the marker is gone');
+});
+
+t.test('a tool (the CLI) refuses to open a store whose salvage is unfinished, and creates nothing', async (t) => {
+  const f = await filledStore(t);
+  damagedCopy(f);
+  const { moveAside } = await import('../hub/store/salvage-swap.js');
+  moveAside(f.file, `${f.file}.corrupt-x`, 'malformed');
+  t.throws(() => open(f.dir, 'tool'), { code: 'HUB_ERR_STORE_UNAVAILABLE', message: /salvage .* unfinished/ });
+  t.notOk(existsSync(f.file), 'no empty hub.db was created');
+});

@@ -4,12 +4,13 @@
  * drops to synchronous=NORMAL when it reopens an existing WAL file, so we always set it ourselves.
  */
 import { randomUUID } from 'node:crypto';
-import { existsSync, mkdirSync, renameSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { HubError } from '../sdk/errors.js';
 import { migrate } from './migrate.js';
 import { type SalvageReport, salvageInto } from './salvage.js';
+import { buildAndSwap, markerOf, moveAside, pendingSalvage } from './salvage-swap.js';
 
 export type Synchronous = 'full' | 'normal';
 
@@ -110,34 +111,45 @@ export function openStore(options: OpenOptions): OpenedStore {
   mkdirSync(options.dataDir, { recursive: true });
   const file = join(options.dataDir, DB_FILE);
   let corruption: CorruptionReport | undefined;
+  let migrationsApplied: number[] = [];
 
-  if (options.mode !== 'tool' && existsSync(file)) {
-    const reason = checkIntegrity(file);
-    if (reason !== null) {
-      const damagedFile = `${file}.corrupt-${new Date(now()).toISOString().replace(/[:.]/g, '-')}`;
-      renameSync(file, damagedFile);
-      for (const suffix of ['-wal', '-shm']) {
-        if (existsSync(file + suffix)) renameSync(file + suffix, damagedFile + suffix);
+  if (options.mode === 'tool') {
+    // a tool must not create an empty hub.db where a salvage is half done, nor finish it itself
+    if (existsSync(markerOf(file)))
+      throw new HubError('HUB_ERR_STORE_UNAVAILABLE', `${file}: the salvage of a corrupt database is unfinished; start the hub (storehub start) to finish it`);
+  } else {
+    let pending = pendingSalvage(file);
+    if (!pending && existsSync(file)) {
+      const reason = checkIntegrity(file);
+      if (reason !== null) {
+        const damagedFile = `${file}.corrupt-${new Date(now()).toISOString().replace(/[:.]/g, '-')}`;
+        moveAside(file, damagedFile, reason);
+        pending = { damagedFile, reason };
       }
-      corruption = { reason, damagedFile, salvage: { readable: false, tables: [] } };
+    }
+    if (pending) {
+      const { damagedFile, reason } = pending;
+      const salvage = buildAndSwap(file, (fresh) => {
+        applyPragmas(fresh, options.synchronous);
+        migrationsApplied = migrate(fresh);
+        const report = salvageInto(damagedFile, fresh);
+        // A restored database may miss records the cloud already has: a new epoch tells it so.
+        const oldEpoch = Number(meta(fresh, 'epoch') ?? '0');
+        setMeta(fresh, 'epoch', String(Math.max(oldEpoch + 1, freshEpoch(now()))));
+        if (meta(fresh, 'hub_id') === undefined) setMeta(fresh, 'hub_id', randomUUID());
+        fresh
+          .prepare('INSERT INTO incidents (time, kind, detail) VALUES (?, ?, ?)')
+          .run(now(), 'store.salvaged', JSON.stringify({ reason, damagedFile, salvage: report }));
+        return report;
+      });
+      corruption = { reason, damagedFile, salvage };
     }
   }
 
   const db = new Database(file);
   applyPragmas(db, options.synchronous);
-  const migrationsApplied = migrate(db);
+  migrationsApplied = [...migrationsApplied, ...migrate(db)];
 
-  if (corruption) {
-    corruption.salvage = salvageInto(corruption.damagedFile, db);
-    // A restored database may miss records the cloud already has: a new epoch tells it so.
-    const oldEpoch = Number(meta(db, 'epoch') ?? '0');
-    setMeta(db, 'epoch', String(Math.max(oldEpoch + 1, freshEpoch(now()))));
-    db.prepare('INSERT INTO incidents (time, kind, detail) VALUES (?, ?, ?)').run(
-      now(),
-      'store.salvaged',
-      JSON.stringify({ reason: corruption.reason, damagedFile: corruption.damagedFile, salvage: corruption.salvage }),
-    );
-  }
   if (meta(db, 'hub_id') === undefined) setMeta(db, 'hub_id', randomUUID());
   if (meta(db, 'epoch') === undefined) setMeta(db, 'epoch', String(freshEpoch(now())));
 
