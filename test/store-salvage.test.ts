@@ -425,3 +425,35 @@ t.test('a tool (the CLI) refuses to open a store whose salvage is unfinished, an
   t.throws(() => open(f.dir, 'tool'), { code: 'HUB_ERR_STORE_UNAVAILABLE', message: /salvage .* unfinished/ });
   t.notOk(existsSync(f.file), 'no empty hub.db was created');
 });
+
+t.test('a file cut short by two pages: what comes before the cut is salvaged', async (t) => {
+  const f = await filledStore(t);
+  const { truncateSync } = await import('node:fs');
+  truncateSync(f.file, statSync(f.file).size - 2 * f.pageSize);
+  const store = open(f.dir);
+  t.teardown(() => store.close());
+  t.ok(store.corruption, 'detected');
+  t.equal(store.corruption?.salvage.readable, true, `salvage can read the file (${store.corruption?.salvage.error ?? 'no error'})`);
+  t.equal(store.credentials.list().length, 3, 'credentials salvaged');
+  t.ok(count(store, 'device_messages') > ROWS * 0.9, `most messages salvaged (${count(store, 'device_messages')}/${ROWS})`);
+});
+
+t.test('a WAL with a damaged header beside a good database is reported, not silently dropped', async (t) => {
+  const root = t.testdir();
+  const store = open(join(root, 'live'));
+  const insert = store.db.prepare('INSERT INTO device_messages (device_id, topic, payload, qos, received_at) VALUES (?, ?, ?, 1, ?)');
+  store.db.transaction(() => {
+    for (let i = 0; i < 500; i++) insert.run('d', 't', payloadFor(i), i);
+  })();
+  const crashed = join(root, 'crashed');
+  mkdirSync(crashed);
+  copyFileSync(store.file, join(crashed, DB_FILE));
+  copyFileSync(`${store.file}-wal`, join(crashed, `${DB_FILE}-wal`));
+  store.close();
+  overwrite(join(crashed, `${DB_FILE}-wal`), 0, garbage(32, 5)); // the header only; the frames are intact
+  const reopened = open(crashed);
+  t.teardown(() => reopened.close());
+  t.match(reopened.corruption?.reason, /WAL file's header/, 'reported as corruption');
+  t.ok(existsSync(`${reopened.corruption?.damagedFile}-wal`), 'the damaged WAL is kept aside as evidence, not reset');
+  t.ok(salvagedIncident(reopened), 'an incident is recorded');
+});

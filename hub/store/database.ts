@@ -4,7 +4,7 @@
  * drops to synchronous=NORMAL when it reopens an existing WAL file, so we always set it ourselves.
  */
 import { randomUUID } from 'node:crypto';
-import { existsSync, mkdirSync, statSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { HubError } from '../sdk/errors.js';
@@ -75,6 +75,8 @@ function checkIntegrity(file: string): string | null {
   // SQLite takes a zero-length file for a new, empty database. The hub never leaves one behind
   // with its WAL empty (setting WAL mode writes the first page), so one is a file that lost its data.
   if (statSync(file).size === 0 && fileSize(`${file}-wal`) === 0) return 'the database file is empty (0 bytes)';
+  const wal = walHeaderProblem(`${file}-wal`);
+  if (wal !== null) return wal;
   let db: Database.Database | undefined;
   try {
     db = new Database(file, { fileMustExist: true });
@@ -89,6 +91,37 @@ function checkIntegrity(file: string): string | null {
     db?.close();
   }
 }
+
+/**
+ * SQLite ignores a WAL whose header is damaged — and with it every commit in it — and the next
+ * connection to close resets the file, erasing the evidence. A WAL long enough to hold a frame
+ * must start with the WAL magic and a header checksum that matches (sqlite.org/fileformat2.html).
+ */
+function walHeaderProblem(walFile: string): string | null {
+  if (fileSize(walFile) <= WAL_HEADER_BYTES) return null;
+  const header = Buffer.alloc(WAL_HEADER_BYTES);
+  const fd = openSync(walFile, 'r');
+  try {
+    readSync(fd, header, 0, WAL_HEADER_BYTES, 0);
+  } finally {
+    closeSync(fd);
+  }
+  const magic = header.readUInt32BE(0);
+  if (magic !== 0x377f0682 && magic !== 0x377f0683) return `the WAL file's header is damaged (magic ${magic.toString(16)}): its commits cannot be recovered`;
+  const bigEndian = (magic & 1) === 1;
+  let s0 = 0;
+  let s1 = 0;
+  for (let i = 0; i < 24; i += 8) {
+    const x0 = bigEndian ? header.readUInt32BE(i) : header.readUInt32LE(i);
+    const x1 = bigEndian ? header.readUInt32BE(i + 4) : header.readUInt32LE(i + 4);
+    s0 = (s0 + x0 + s1) >>> 0;
+    s1 = (s1 + x1 + s0) >>> 0;
+  }
+  if (s0 !== header.readUInt32BE(24) || s1 !== header.readUInt32BE(28)) return "the WAL file's header checksum does not match: its commits cannot be recovered";
+  return null;
+}
+
+const WAL_HEADER_BYTES = 32;
 
 function fileSize(path: string): number {
   try {

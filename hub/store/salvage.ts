@@ -93,6 +93,10 @@ export function salvageInto(damagedPath: string, fresh: Database.Database): Salv
   let tables: { name: string; sql: string }[];
   try {
     src = new Database(damagedPath, { readonly: true, fileMustExist: true });
+    // Tolerate what a damaged file says about itself: with writable_schema SQLite reads the schema
+    // and the pages it can reach even when the header's page count runs past a truncated end.
+    src.unsafeMode(true);
+    src.pragma('writable_schema = ON');
     tables = src.prepare(`SELECT name, sql FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'`).all() as { name: string; sql: string }[];
   } catch (err) {
     return { readable: false, error: (err as Error).message, tables: [] };
