@@ -158,6 +158,9 @@ t.test('damaged leaf pages: the file is moved aside and most rows are salvaged',
   t.ok(onVictims > 0);
   t.ok(messages.recovered <= ROWS - onVictims, `the ${onVictims} rows on the damaged pages are lost`);
   t.ok(messages.recovered >= ROWS * 0.9, `most rows recovered (${messages.recovered}/${ROWS})`);
+  // the scan steps over a bad page with a growing stride, then searches back: rows just after the
+  // page are not skipped with it (before the search back, 75 more were lost here)
+  t.ok(messages.recovered >= ROWS - onVictims - 10, `at most a few rows beyond the damaged pages lost (${ROWS - onVictims - messages.recovered})`);
   t.ok(messages.readErrors > 0, `read errors counted (${messages.readErrors})`);
   t.equal(count(store, 'device_messages'), messages.recovered, 'the report matches the table');
 

@@ -45,6 +45,8 @@ function copyRowidTable(src: Database.Database, insert: (row: Record<string, unk
   let cursor = Number.MIN_SAFE_INTEGER;
   let limit = CHUNK;
   let stride = 1;
+  /** The last position a single-row read failed at, while stepping over a bad page. */
+  let failedAt: number | undefined;
   for (let guard = 0; guard < 10_000_000; guard++) {
     let rows: Record<string, unknown>[];
     try {
@@ -56,9 +58,21 @@ function copyRowidTable(src: Database.Database, insert: (row: Record<string, unk
         continue;
       }
       if (maxRowid === undefined ? ++misses > MAX_BLIND_MISSES : cursor >= maxRowid) break;
+      failedAt = cursor;
       cursor = cursor === Number.MIN_SAFE_INTEGER ? 0 : cursor + stride;
       stride = Math.min(stride * 2, 4096);
       continue;
+    }
+    if (failedAt !== undefined) {
+      // The growing stride may have jumped past readable rows just after the bad page: reads fail
+      // from `failedAt` up to the bad page's last rowid and succeed from there on, so the first
+      // position that reads is found by bisection, and the scan goes on from it.
+      const first = firstReadable(page, failedAt, cursor, result);
+      failedAt = undefined;
+      if (first < cursor) {
+        cursor = first;
+        continue;
+      }
     }
     if (rows.length === 0) break;
     for (const row of rows) {
@@ -72,6 +86,23 @@ function copyRowidTable(src: Database.Database, insert: (row: Record<string, unk
     misses = 0;
   }
   return result;
+}
+
+/** The smallest position in (failed, readable] from which a one-row read succeeds. */
+function firstReadable(page: Database.Statement, failed: number, readable: number, result: TableSalvage): number {
+  let lo = failed === Number.MIN_SAFE_INTEGER ? -1 : failed;
+  let hi = readable;
+  while (hi - lo > 1) {
+    const mid = lo + Math.floor((hi - lo) / 2);
+    try {
+      page.all(mid, 1);
+      hi = mid;
+    } catch {
+      result.readErrors++;
+      lo = mid;
+    }
+  }
+  return hi;
 }
 
 function copyWithoutRowid(src: Database.Database, insert: (row: Record<string, unknown>) => void, table: string, cols: string[]): TableSalvage {
