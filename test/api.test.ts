@@ -185,6 +185,20 @@ t.test('HTTP API', async (t) => {
     t.equal((r.body as { openapi: string }).openapi.slice(0, 2), '3.');
     const paths = Object.keys(r.body.paths as object);
     for (const p of ['/healthz', '/metrics', '/api/v1/status', '/api/v1/tokens', '/api/v1/messages', '/api/v1/device-credentials']) t.ok(paths.includes(p), p);
+    type Op = { security?: unknown; 'x-storehub-scope'?: string; description?: string };
+    const ops = r.body.paths as Record<string, Record<string, Op>>;
+    t.equal(ops['/api/v1/tokens']?.post?.['x-storehub-scope'], 'admin', 'each operation names its scope');
+    t.equal(ops['/api/v1/status']?.get?.['x-storehub-scope'], 'read');
+    t.match(ops['/api/v1/jobs']?.post?.description, /scope ops or higher/);
+    const unscoped = Object.entries(ops)
+      .filter(([path]) => path.startsWith('/api/v1/'))
+      .flatMap(([path, methods]) => Object.entries(methods).map(([m, op]) => [`${m} ${path}`, op] as const))
+      .filter(([, op]) => !op['x-storehub-scope'] || !op.security);
+    t.strictSame(
+      unscoped.map(([name]) => name),
+      [],
+      'every /api/v1 operation has bearer security and a scope',
+    );
   });
 
   t.test('the dashboard is served at /', async (t) => {

@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 import swagger from '@fastify/swagger';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply, LogController } from 'fastify';
 import type { Logger } from '../observability/logger.js';
-import { requireScope } from './bearer-auth.js';
+import { requireScope, SCOPE } from './bearer-auth.js';
 import type { ApiContext } from './context.js';
 import { installErrorHandler } from './error-handler.js';
 import { cycleCountRoutes } from './routes/cycle-count-routes.js';
@@ -42,6 +42,19 @@ export async function buildApi(ctx: ApiContext, log: Logger): Promise<FastifyIns
     },
   });
   installErrorHandler(app);
+  // Every authenticated route says in the OpenAPI document which scope it needs.
+  app.addHook('onRoute', (route) => {
+    const hooks = [route.onRequest ?? []].flat() as { [SCOPE]?: string }[];
+    const scope = hooks.map((h) => h[SCOPE]).find((s) => s !== undefined);
+    if (!scope) return;
+    const schema = (route.schema ?? {}) as { description?: string; security?: unknown; 'x-storehub-scope'?: string };
+    route.schema = {
+      ...schema,
+      security: [{ bearer: [] }],
+      'x-storehub-scope': scope,
+      description: `${schema.description ? `${schema.description} ` : ''}Needs a bearer token with scope ${scope} or higher (read < ops < admin).`,
+    } as typeof route.schema;
+  });
   app.addHook('onResponse', async (req, reply) => {
     ctx.metrics.apiRequests.inc({ route: req.routeOptions.url ?? 'unmatched', status: `${Math.floor(reply.statusCode / 100)}xx` });
   });

@@ -14,8 +14,11 @@ declare module 'fastify' {
   }
 }
 
+/** The scope a route's auth hook demands, for the OpenAPI document (api-service.ts). */
+export const SCOPE = Symbol('storehub.scope');
+
 export function requireScope(tokens: ApiTokens, metrics: HubMetrics, scope: Scope) {
-  return async (request: FastifyRequest, _reply: FastifyReply): Promise<void> => {
+  const hook = async (request: FastifyRequest, _reply: FastifyReply): Promise<void> => {
     const header = request.headers.authorization;
     const m = header ? /^Bearer\s+(\S+)$/i.exec(header) : null;
     if (!m) {
@@ -33,4 +36,5 @@ export function requireScope(tokens: ApiTokens, metrics: HubMetrics, scope: Scop
     }
     request.token = token;
   };
+  return Object.assign(hook, { [SCOPE]: scope });
 }
