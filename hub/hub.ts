@@ -229,7 +229,9 @@ export class Hub {
           const link = sync.link;
           if (link && this.ops) this.stopJobStatus = publishJobStatus(this.ops, link);
           health.register('sync', () => {
-            const held = sync.status().flatMap((s) => s.sinks.filter((k) => k.held).map((k) => `${s.stream} held by ${k.sink}: ${k.held?.message}`));
+            // /healthz needs no token: it names the held stream, and the peer's refusal text (which
+            // may carry HQ's internals) stays behind the read scope in /api/v1/sync.
+            const held = sync.status().flatMap((s) => s.sinks.filter((k) => k.held).map((k) => `${s.stream} held by ${k.sink} (details: /api/v1/sync)`));
             // A held stream is degraded service, not a reason to stop serving the store: report it, stay ready.
             return {
               ok: true,

@@ -80,6 +80,8 @@ t.test('a receiver that refuses the hub (401) holds the ledger: nothing skipped,
   t.equal(status?.backlogRecords, 100, 'nothing dropped');
   t.equal(r.store.cursor('hub-o', 'ledger', epoch).appliedThrough, 0, 'nothing applied');
   t.match(h.hub.health.report().checks.sync, { ok: true, detail: /ledger held by oms/ }, 'health names it without failing readiness');
+  const words = status?.sinks[0]?.held?.message ?? '';
+  t.ok(words.length > 0 && !String(h.hub.health.report().checks.sync?.detail).includes(words), "but not the OMS's own words: /healthz needs no token");
   await h.stop();
 
   h = await omsHub(`${dir}/hub`, { url: r.url, token: 'right', ca: r.ca });
