@@ -24,7 +24,10 @@ import { tokenRoutes } from './routes/token-routes.js';
 const DASHBOARD = readFileSync(new URL('./dashboard/index.html', import.meta.url), 'utf8');
 
 export async function buildApi(ctx: ApiContext, log: Logger): Promise<FastifyInstance> {
+  const tls = ctx.config.api.tls;
+  // fastify's types follow the https option into a different server type; the routes do not care
   const app = Fastify({
+    ...(tls ? { https: { cert: readFileSync(tls.cert), key: readFileSync(tls.key) } } : {}),
     loggerInstance: log.child({ service: 'api' }) as FastifyBaseLogger,
     // per-request lines would drown the log of a busy store; errors are still logged
     logController: new LogController({ disableRequestLogging: true }),

@@ -1,13 +1,15 @@
+import { apiBase, apiDispatcher, fetchApi } from './api-client.js';
 import { loadConfigOrExit } from './open-tool-store.js';
 
 /** `storehub status`: readiness from /healthz, and with a read token the full status. */
 export async function statusCommand(opts: { config: string; token?: string }): Promise<void> {
   const config = loadConfigOrExit(opts.config);
-  const host = config.api.host === '0.0.0.0' ? '127.0.0.1' : config.api.host.includes(':') ? `[${config.api.host}]` : config.api.host;
-  const base = `http://${host}:${config.api.port}`;
+  const dispatcher = apiDispatcher(config);
+  const target = { base: apiBase(config), ...(dispatcher ? { dispatcher } : {}) };
+  const base = target.base;
   let health: { status: string; checks: Record<string, { ok: boolean; detail?: string }> };
   try {
-    health = (await (await fetch(`${base}/healthz`)).json()) as typeof health;
+    health = (await (await fetchApi(target, '/healthz')).json()) as typeof health;
   } catch (err) {
     process.stderr.write(`storehub is not reachable at ${base}: ${(err as Error).message}\n`);
     process.exit(3);
@@ -17,7 +19,7 @@ export async function statusCommand(opts: { config: string; token?: string }): P
     process.stdout.write(`  ${check.ok ? 'ok  ' : 'FAIL'} ${name}${check.detail ? `: ${check.detail}` : ''}\n`);
   const token = opts.token ?? process.env.STOREHUB_TOKEN;
   if (token) {
-    const res = await fetch(`${base}/api/v1/status`, { headers: { authorization: `Bearer ${token}` } });
+    const res = await fetchApi(target, '/api/v1/status', { headers: { authorization: `Bearer ${token}` } });
     const text = await res.text();
     let body: Record<string, unknown> = {};
     try {

@@ -52,11 +52,23 @@ const Broker = Section(
   'the embedded MQTT broker devices connect to',
 );
 
+const ApiTls = Type.Object(
+  {
+    cert: Type.String({ minLength: 1, description: 'PEM certificate chain file' }),
+    key: Type.String({ minLength: 1, description: 'PEM private key file (secret)' }),
+    ca: Type.Optional(
+      Type.String({ minLength: 1, description: 'PEM CA bundle the storehub CLI trusts for this API; default: the certificate itself (self-signed)' }),
+    ),
+  },
+  { additionalProperties: false, description: 'serve HTTPS instead of HTTP: bearer tokens must not cross the store LAN in clear' },
+);
+
 const Api = Section(
   {
     host: Type.String({ minLength: 1, default: '127.0.0.1' }),
     port: Type.Integer({ minimum: 0, maximum: 65535, default: 8080 }),
     bodyLimitBytes: Type.Integer({ minimum: 1024, default: 1024 * 1024 }),
+    tls: Type.Optional(ApiTls),
   },
   'HTTP API, metrics and dashboard',
 );
