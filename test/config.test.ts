@@ -199,6 +199,7 @@ t.test('every file in config/examples/ validates', async (t) => {
   t.match(tls.broker.tls, { port: Number, cert: /^\/etc\/storehub\/tls\//, key: /^\/etc\/storehub\/tls\// });
   t.ok(tls.broker.websocket);
   t.equal(tls.api.host, '0.0.0.0');
+  t.match(tls.api.tls, { cert: /^\/etc\/storehub\/tls\//, key: /^\/etc\/storehub\/tls\// }, 'an API open to the store network is served over HTTPS');
   t.equal(tls.database.synchronous, 'full');
   t.equal(tls.database.maxBytes, 4 * 1024 ** 3);
   t.same(
