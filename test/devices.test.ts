@@ -1,6 +1,6 @@
 import t from 'tap';
 import { Backoff } from '../hub/devices/backoff.js';
-import { DriverSupervisor, type SupervisorHooks } from '../hub/devices/supervisor.js';
+import { DRIVER_STOP_TIMEOUT_MS, DriverSupervisor, type SupervisorHooks } from '../hub/devices/supervisor.js';
 import { createMemoryLine } from '../hub/devices/transports/memory-line.js';
 import { createLogger } from '../hub/observability/logger.js';
 import type { Driver, DriverContext, DriverFactory } from '../hub/sdk/index.js';
@@ -42,6 +42,8 @@ function fakeFactory(log: string[]): DriverFactory {
         async stop() {
           log.push(`stop ${ctx.device.id}`);
           clearInterval(timer);
+          // a driver stuck in I/O on its way down (a serial port that never drains)
+          if (ctx.device.options.mode === 'hang-on-stop') await new Promise(() => {});
         },
         async execute(cmd) {
           if (cmd.name === 'explode') throw new Error('boom');
@@ -117,6 +119,31 @@ t.test('the supervisor restarts a failing driver and keeps the failure to itself
   await new Promise((r) => setTimeout(r, 100));
   t.equal(steady.record.events, eventsAfterStop, 'nothing emitted after stop');
   t.equal(log.filter((l) => l.startsWith('start crashy')).length, log.filter((l) => l.startsWith('stop crashy')).length, 'every start was stopped');
+});
+
+t.test('a driver that hangs on stop is left behind after its timeout, not waited for by the hub', async (t) => {
+  const log: string[] = [];
+  const warnings: string[] = [];
+  const recording = createLogger({ level: 'warn', pretty: false, destination: { write: (line: string) => warnings.push(line) } as never });
+  const sup = new DriverSupervisor({
+    factory: fakeFactory(log),
+    device: { id: 'stuck', kind: 'fake', options: { mode: 'hang-on-stop' } },
+    makeTransport: () => createMemoryLine('serial')[0],
+    closeTransport: async () => {},
+    hooks: recordingHooks().hooks,
+    log: recording,
+  });
+  sup.start();
+  await until(() => log.includes('start stuck'), 'started');
+  const stopped = await Promise.race([
+    sup.stop().then(() => 'stopped'),
+    new Promise((r) => setTimeout(() => r('still waiting'), DRIVER_STOP_TIMEOUT_MS + 5_000)),
+  ]);
+  t.equal(stopped, 'stopped', `stop returns after the driver's ${DRIVER_STOP_TIMEOUT_MS} ms`);
+  t.ok(
+    warnings.some((w) => /driver stop failed/.test(w) && /did not stop within/.test(w)),
+    'and says the driver was left behind',
+  );
 });
 
 t.test('devices in the config get a registry entry, events in the store and on the API', async (t) => {

@@ -169,10 +169,25 @@ export class DriverSupervisor {
     this.transport = undefined;
     this.failure = undefined;
     try {
-      await driver?.stop();
+      // one driver stuck in I/O must not use up the hub's whole stop deadline: the store, the
+      // broker and every other device still have to close after it
+      await withTimeout(driver?.stop(), DRIVER_STOP_TIMEOUT_MS);
     } catch (err) {
       this.options.log.warn({ deviceId: this.deviceId, err }, 'driver stop failed');
     }
-    if (transport) await this.options.closeTransport(transport).catch(() => undefined);
+    if (transport) await withTimeout(this.options.closeTransport(transport), DRIVER_STOP_TIMEOUT_MS).catch(() => undefined);
   }
+}
+
+/** How long one driver (and its transport) may take to stop. */
+export const DRIVER_STOP_TIMEOUT_MS = 3_000;
+
+function withTimeout(work: Promise<void> | undefined, ms: number): Promise<void> {
+  if (!work) return Promise.resolve();
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`did not stop within ${ms} ms; left behind`)), ms);
+    timer.unref();
+  });
+  return Promise.race([work, late]).finally(() => clearTimeout(timer));
 }
