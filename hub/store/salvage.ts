@@ -105,7 +105,80 @@ function firstReadable(page: Database.Statement, failed: number, readable: numbe
   return hi;
 }
 
+/**
+ * A table without rowids is read in primary-key order. When its key ends in an integer (the sync
+ * outbox: stream, epoch, seq), a bad page is stepped over like a rowid table's: by that last
+ * column, with a growing stride and a search back. Other keys cannot be stepped over: the copy
+ * stops at the first unreadable page.
+ */
 function copyWithoutRowid(src: Database.Database, insert: (row: Record<string, unknown>) => void, table: string, cols: string[]): TableSalvage {
+  const keyCols = (src.pragma(`table_info("${table}")`) as { name: string; pk: number; type: string }[]).filter((c) => c.pk > 0).sort((x, y) => x.pk - y.pk);
+  const last = keyCols.at(-1);
+  if (!last || !/INT/i.test(last.type) || !keyCols.every((k) => cols.includes(k.name))) return copyInOneGo(src, insert, table, cols);
+  const result: TableSalvage = { table, recovered: 0, readErrors: 0 };
+  const list = cols.map((c) => `"${c}"`).join(', ');
+  const key = keyCols.map((k) => `"${k.name}"`).join(', ');
+  const marks = keyCols.map(() => '?').join(', ');
+  const first = src.prepare(`SELECT ${list} FROM "${table}" ORDER BY ${key} LIMIT ?`);
+  const after = src.prepare(`SELECT ${list} FROM "${table}" WHERE (${key}) > (${marks}) ORDER BY ${key} LIMIT ?`);
+  const read = (from: unknown[] | undefined, limit: number) => (from ? after.all(...from, limit) : first.all(limit)) as Record<string, unknown>[];
+  let cursor: unknown[] | undefined;
+  let limit = CHUNK;
+  let stride = 1;
+  let misses = 0;
+  let failedAt: unknown[] | undefined;
+  for (let guard = 0; guard < 10_000_000; guard++) {
+    let rows: Record<string, unknown>[];
+    try {
+      rows = read(cursor, limit);
+    } catch {
+      result.readErrors++;
+      if (limit > 1) {
+        limit = Math.max(1, Math.floor(limit / 4));
+        continue;
+      }
+      if (!cursor || ++misses > MAX_BLIND_MISSES) break;
+      failedAt = cursor;
+      cursor = [...cursor.slice(0, -1), (cursor.at(-1) as number) + stride];
+      stride = Math.min(stride * 2, 4096);
+      continue;
+    }
+    if (failedAt && cursor) {
+      // as for rowid tables: find the first position after the bad page that reads, on the last column
+      let lo = failedAt.at(-1) as number;
+      let hi = cursor.at(-1) as number;
+      const prefix = cursor.slice(0, -1);
+      while (hi - lo > 1) {
+        const mid = lo + Math.floor((hi - lo) / 2);
+        try {
+          read([...prefix, mid], 1);
+          hi = mid;
+        } catch {
+          result.readErrors++;
+          lo = mid;
+        }
+      }
+      failedAt = undefined;
+      if (hi < (cursor.at(-1) as number)) {
+        cursor = [...prefix, hi];
+        continue;
+      }
+    }
+    if (rows.length === 0) break;
+    for (const row of rows) {
+      insert(row);
+      result.recovered++;
+    }
+    const end = rows.at(-1) as Record<string, unknown>;
+    cursor = keyCols.map((k) => end[k.name]);
+    limit = CHUNK;
+    stride = 1;
+    misses = 0;
+  }
+  return result;
+}
+
+function copyInOneGo(src: Database.Database, insert: (row: Record<string, unknown>) => void, table: string, cols: string[]): TableSalvage {
   const result: TableSalvage = { table, recovered: 0, readErrors: 0 };
   try {
     for (const row of src.prepare(`SELECT ${cols.map((c) => `"${c}"`).join(', ')} FROM "${table}"`).iterate()) {
