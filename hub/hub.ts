@@ -35,9 +35,14 @@ export interface HubOptions {
    * recovered from the disk at restart). `storehub start` exits 1; the hub has logged it as fatal.
    */
   onFatal?: (err: Error) => void;
+  /** Called before a start step that may take long (a salvage), with how long it may take. */
+  onSlowStep?: (what: string, mayTakeMs: number) => void;
   /** Device classes by kind; defaults to everything in drivers/. */
   factories?: ReadonlyMap<string, DriverFactory>;
 }
+
+/** Start-up time asked of systemd for a salvage: reading a damaged multi-GB file page by page. */
+const SALVAGE_MAY_TAKE_MS = 60 * 60_000;
 
 export class Hub {
   readonly health = new Health();
@@ -71,7 +76,15 @@ export class Hub {
       {
         name: 'store',
         start: async () => {
-          const store = new Store({ dataDir: config.dataDir, synchronous: config.database.synchronous, maxBytes: config.database.maxBytes });
+          const store = new Store({
+            dataDir: config.dataDir,
+            synchronous: config.database.synchronous,
+            maxBytes: config.database.maxBytes,
+            onSalvage: (reason) => {
+              log.error({ code: 'HUB_ERR_STORE_CORRUPT', reason }, 'database is corrupt: salvaging what can be read (this can take minutes)');
+              this.options.onSlowStep?.('salvaging a corrupt database', SALVAGE_MAY_TAKE_MS);
+            },
+          });
           this.store = store;
           this.outbox = new Outbox(store.db, { hubId: config.hubId ?? store.hubId, storeId: config.store.id, epoch: store.epoch });
           metrics.storeSalvaged.set(store.corruption ? 1 : 0);

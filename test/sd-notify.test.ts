@@ -236,6 +236,16 @@ t.test('no watchdog unless it is asked for and meant for this process', async (t
   tt.match(log.warnings[0], { msg: /WATCHDOG_USEC/, obj: { WATCHDOG_USEC: 'abc' } });
 });
 
+t.test('a slow start step asks systemd for more time (EXTEND_TIMEOUT_USEC) with a status', async (tt) => {
+  const path = socketPath(tt);
+  const received = listen(tt, path);
+  const notify = new SdNotify({ NOTIFY_SOCKET: path }, recordingLogger());
+  tt.equal(notify.extendStartTimeout(3_600_000, 'salvaging a corrupt database'), true);
+  await waitFor('the datagram', () => received.length >= 1);
+  tt.same(texts(received), ['EXTEND_TIMEOUT_USEC=3600000000\nSTATUS=salvaging a corrupt database']);
+  notify.close();
+});
+
 t.test('a huge WATCHDOG_USEC pings at most a minute apart instead of overflowing the timer', async (tt) => {
   const path = socketPath(tt);
   listen(tt, path);

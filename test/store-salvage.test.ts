@@ -493,3 +493,16 @@ t.test('a damaged page in the sync outbox (no rowids): the events after it are s
   const max = reopened.db.prepare("SELECT max(seq) FROM outbox WHERE stream = 'ledger'").pluck().get() as number;
   t.equal(max, N, 'up to the last one');
 });
+
+t.test('the hub is told before a salvage starts (to ask systemd for time), and not on a healthy start', async (t) => {
+  const f = await filledStore(t);
+  const told: string[] = [];
+  const healthy = new Store({ dataDir: f.dir, synchronous: 'full', maxBytes: BUDGET, onSalvage: (r) => told.push(r) });
+  healthy.close();
+  t.strictSame(told, [], 'nothing to salvage');
+  overwrite(f.file, 0, Buffer.from('this is no db!!!', 'latin1'));
+  const store = new Store({ dataDir: f.dir, synchronous: 'full', maxBytes: BUDGET, onSalvage: (r) => told.push(r) });
+  t.teardown(() => store.close());
+  t.equal(told.length, 1, 'told once');
+  t.equal(told[0], store.corruption?.reason, 'with the reason');
+});

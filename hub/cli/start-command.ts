@@ -36,6 +36,7 @@ export async function startCommand(opts: { config: string }): Promise<void> {
     log,
     // the hub has logged why; exiting at once, like a crash, lets SQLite recover from the disk
     onFatal: exitFailed,
+    onSlowStep: (what, mayTakeMs) => notify.extendStartTimeout(mayTakeMs, what),
     onReady: () => {
       notify.ready(`serving store ${config.store.id}`);
       notify.startWatchdog();

@@ -163,6 +163,15 @@ export class SdNotify {
   }
 
   /** STATUS=...: free text shown by `systemctl status`. */
+  /**
+   * Asks systemd for more start-up time (EXTEND_TIMEOUT_USEC): a step such as salvaging a corrupt
+   * database can outlast TimeoutStartSec, and without this systemd would kill and restart the hub
+   * in the middle of it, over and over.
+   */
+  extendStartTimeout(ms: number, status: string): boolean {
+    return this.#send(`EXTEND_TIMEOUT_USEC=${Math.round(ms * 1000)}\nSTATUS=${oneLine(status)}`);
+  }
+
   status(text: string): boolean {
     return this.#send(`STATUS=${oneLine(text)}`);
   }

@@ -24,6 +24,8 @@ export interface OpenOptions {
   mode?: 'daemon' | 'tool';
   /** Clock, replaceable in tests. */
   now?: () => number;
+  /** Told before a salvage starts (it can take minutes on a large file), with the reason. */
+  onSalvage?: (reason: string) => void;
 }
 
 export interface CorruptionReport {
@@ -162,6 +164,7 @@ export function openStore(options: OpenOptions): OpenedStore {
     }
     if (pending) {
       const { damagedFile, reason } = pending;
+      options.onSalvage?.(reason);
       const salvage = buildAndSwap(file, (fresh) => {
         applyPragmas(fresh, options.synchronous);
         migrationsApplied = migrate(fresh);

@@ -15,6 +15,8 @@ export interface StoreOptions {
   synchronous: Synchronous;
   maxBytes: number;
   mode?: 'daemon' | 'tool';
+  /** Told before a salvage of a corrupt file starts. */
+  onSalvage?: (reason: string) => void;
 }
 
 export interface Incident {
@@ -38,7 +40,12 @@ export class Store {
   private readonly walSync: WalSync | undefined;
 
   constructor(options: StoreOptions) {
-    const opened = openStore({ dataDir: options.dataDir, synchronous: options.synchronous, ...(options.mode ? { mode: options.mode } : {}) });
+    const opened = openStore({
+      dataDir: options.dataDir,
+      synchronous: options.synchronous,
+      ...(options.mode ? { mode: options.mode } : {}),
+      ...(options.onSalvage ? { onSalvage: options.onSalvage } : {}),
+    });
     this.db = opened.db;
     this.file = opened.file;
     this.hubId = opened.hubId;
