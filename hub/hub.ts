@@ -81,7 +81,7 @@ export class Hub {
             synchronous: config.database.synchronous,
             maxBytes: config.database.maxBytes,
             onSalvage: (reason) => {
-              log.error({ code: 'HUB_ERR_STORE_CORRUPT', reason }, 'database is corrupt: salvaging what can be read (this can take minutes)');
+              log.warn({ reason }, 'database is corrupt: salvaging what can be read (this can take minutes)');
               this.options.onSlowStep?.('salvaging a corrupt database', SALVAGE_MAY_TAKE_MS);
             },
           });
