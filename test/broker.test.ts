@@ -205,17 +205,17 @@ t.test("a device's connections share one message rate: a second client id does n
 t.test("a device's rate bucket lives while any of its connections does, and goes with the last", async (t) => {
   const h = await startHub(t.testdir());
   t.teardown(() => h.stop());
-  const broker = h.hub.broker! as unknown as { deviceBuckets: Map<string, { connections: number }> };
+  const limits = h.hub.broker!.rateLimits;
   const secret = await h.hub.store!.credentials.add('scanner-3', 'scanner');
   const a = await connect(h, 'scanner-3:a', secret, { username: 'scanner-3' });
   const b = await connect(h, 'scanner-3:b', secret, { username: 'scanner-3' });
-  t.equal(broker.deviceBuckets.get('scanner-3')?.connections, 2, 'one bucket, held by both connections');
+  t.equal(limits.connections('scanner-3'), 2, 'one bucket, held by both connections');
   await a.endAsync();
-  await waitFor(() => broker.deviceBuckets.get('scanner-3')?.connections === 1, 'a released');
-  t.ok(broker.deviceBuckets.has('scanner-3'), 'kept while b is connected');
+  await waitFor(() => limits.connections('scanner-3') === 1, 'a released');
+  t.equal(limits.connections('scanner-3'), 1, 'kept while b is connected');
   b.end(true); // no DISCONNECT: the socket just goes
-  await waitFor(() => !broker.deviceBuckets.has('scanner-3'), 'bucket dropped');
-  t.equal(broker.deviceBuckets.size, 0, 'dropped with the last connection');
+  await waitFor(() => limits.connections('scanner-3') === 0, 'bucket dropped');
+  t.equal(limits.size, 0, 'dropped with the last connection');
 });
 
 t.test('a subscriber that stops reading does not stall delivery to others', async (t) => {

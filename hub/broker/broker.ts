@@ -13,6 +13,7 @@ import type { HubMetrics } from '../observability/metrics.js';
 import type { Store } from '../store/store.js';
 import { DeviceAuthenticator } from './device-auth.js';
 import { closeListeners, type ListenerAddresses, openListeners } from './listeners.js';
+import { type ClosingSocket, DeviceRateLimits } from './device-rate-limits.js';
 import { TokenBucket } from './token-bucket.js';
 import { type Deliver, RouteTable, type SubscriptionStore } from './route-table.js';
 import { compilePublishAcl, maySubscribe } from './topic-acl.js';
@@ -62,8 +63,8 @@ export class BrokerService {
   private readonly sessions = new WeakMap<Client, Session>();
   private readonly refusals = new WeakMap<Client, number>();
   private readonly admission: TokenBucket;
-  /** Message rate buckets by device id, with the connections using each; dropped when the last closes. */
-  private readonly deviceBuckets = new Map<string, { bucket: TokenBucket; connections: number }>();
+  /** Message rate buckets by device, shared by its connections (device-rate-limits.ts). */
+  readonly rateLimits: DeviceRateLimits;
   private revocationTimer: NodeJS.Timeout | undefined;
   private intakeClosed = false;
   /** Device messages acknowledged and not yet handed to the in-process subscribers. */
@@ -78,6 +79,7 @@ export class BrokerService {
   constructor(private readonly deps: BrokerDeps) {
     const limits = deps.config.limits;
     this.admission = new TokenBucket(limits.connectsPerSecond, limits.connectBurst);
+    this.rateLimits = new DeviceRateLimits(limits.messagesPerSecond, limits.messageBurst);
     this.auth = new DeviceAuthenticator(deps.store.credentials, limits.maxPendingAuth);
     this.messagesIn = [0, 1, 2].map((qos) => deps.metrics.brokerMessagesIn.labels(String(qos)));
   }
@@ -254,31 +256,6 @@ export class BrokerService {
     return closed;
   }
 
-  /**
-   * The rate limit is the device's, not the connection's: a device opening more connections
-   * (client ids `id:a`, `id:b`) shares one budget instead of multiplying it. Each connection holds
-   * the bucket until its socket closes (whatever closes it: the device, a takeover, revocation, an
-   * error), and the bucket goes with the last one.
-   */
-  private bucketFor(deviceId: string, client: Client): TokenBucket {
-    const limits = this.deps.config.limits;
-    let entry = this.deviceBuckets.get(deviceId);
-    if (!entry) {
-      entry = { bucket: new TokenBucket(limits.messagesPerSecond, limits.messageBurst), connections: 0 };
-      this.deviceBuckets.set(deviceId, entry);
-    }
-    entry.connections++;
-    const held = entry;
-    const release = () => {
-      if (--held.connections === 0 && this.deviceBuckets.get(deviceId) === held) this.deviceBuckets.delete(deviceId);
-    };
-    const conn = client.conn as { closed?: boolean; once?: (event: 'close', listener: () => void) => unknown } | undefined;
-    if (!conn?.once || conn.closed)
-      release(); // gone while authenticating: nothing will close it again
-    else conn.once('close', release);
-    return held.bucket;
-  }
-
   private preConnect(client: Client, done: (err: Error | null, ok: boolean) => void): void {
     const aedes = this.aedes;
     if (aedes && aedes.connectedClients >= this.deps.config.limits.maxClients) {
@@ -326,7 +303,7 @@ export class BrokerService {
       secretHash: outcome.credential.secretHash,
       topics: outcome.credential.topics,
       mayPublish: compilePublishAcl(outcome.credential.topics),
-      bucket: this.bucketFor(deviceId, client),
+      bucket: this.rateLimits.acquire(deviceId, client.conn as ClosingSocket | undefined),
     });
     metrics.brokerConnections.inc({ outcome: 'accepted' });
     done(null, true);
