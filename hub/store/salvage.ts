@@ -67,7 +67,7 @@ function copyRowidTable(src: Database.Database, insert: (row: Record<string, unk
       // The growing stride may have jumped past readable rows just after the bad page: reads fail
       // from `failedAt` up to the bad page's last rowid and succeed from there on, so the first
       // position that reads is found by bisection, and the scan goes on from it.
-      const first = firstReadable(page, failedAt, cursor, result);
+      const first = firstReadable((position) => page.all(position, 1), failedAt, cursor, result);
       failedAt = undefined;
       if (first < cursor) {
         cursor = first;
@@ -88,14 +88,14 @@ function copyRowidTable(src: Database.Database, insert: (row: Record<string, unk
   return result;
 }
 
-/** The smallest position in (failed, readable] from which a one-row read succeeds. */
-function firstReadable(page: Database.Statement, failed: number, readable: number, result: TableSalvage): number {
+/** The smallest position in (failed, readable] from which `probe` (a one-row read) succeeds. */
+function firstReadable(probe: (position: number) => void, failed: number, readable: number, result: TableSalvage): number {
   let lo = failed === Number.MIN_SAFE_INTEGER ? -1 : failed;
   let hi = readable;
   while (hi - lo > 1) {
     const mid = lo + Math.floor((hi - lo) / 2);
     try {
-      page.all(mid, 1);
+      probe(mid);
       hi = mid;
     } catch {
       result.readErrors++;
@@ -145,19 +145,8 @@ function copyWithoutRowid(src: Database.Database, insert: (row: Record<string, u
     }
     if (failedAt && cursor) {
       // as for rowid tables: find the first position after the bad page that reads, on the last column
-      let lo = failedAt.at(-1) as number;
-      let hi = cursor.at(-1) as number;
       const prefix = cursor.slice(0, -1);
-      while (hi - lo > 1) {
-        const mid = lo + Math.floor((hi - lo) / 2);
-        try {
-          read([...prefix, mid], 1);
-          hi = mid;
-        } catch {
-          result.readErrors++;
-          lo = mid;
-        }
-      }
+      const hi = firstReadable((position) => read([...prefix, position], 1), failedAt.at(-1) as number, cursor.at(-1) as number, result);
       failedAt = undefined;
       if (hi < (cursor.at(-1) as number)) {
         cursor = [...prefix, hi];
