@@ -4,6 +4,7 @@
  * (QoS >= 1 messages are committed to the journal before aedes writes the PUBACK).
  */
 import type { Server } from 'node:net';
+import '../observability/quiet-debug.js';
 import { Aedes, type AuthenticateError, type Client, type PublishPacket, type Subscription } from 'aedes';
 import aedesPersistence from 'aedes-persistence';
 import mqemitter from 'mqemitter';
@@ -330,28 +331,30 @@ export class BrokerService {
       done(new Error('message rate limit exceeded'));
       return;
     }
-    const accept = () => {
-      if (this.intakeClosed) return; // throttled past the start of shutdown: as above
-      this.messagesIn[packet.qos]?.inc();
-      if (packet.qos === 0) {
-        done(null);
-        return;
-      }
-      const payload = typeof packet.payload === 'string' ? Buffer.from(packet.payload) : packet.payload;
-      this.deps.store.journal.append({ deviceId: session.deviceId, topic: packet.topic, payload, qos: packet.qos, receivedAt: Date.now() }, (err) => {
-        if (err) metrics.journalRejected.inc({ reason: 'code' in err ? String(err.code) : 'error' });
-        // The journal answers a whole group commit in one loop: cork the socket so this client's
-        // PUBACKs from the group leave in one write instead of one syscall each.
-        corkUntilNextTick(client?.conn);
-        if (!err) this.undelivered++;
-        done(err ?? null);
-      });
-    };
     if (wait > 0) {
       // Delaying the callback stops aedes reading this client's socket: back-pressure, not loss.
       metrics.brokerThrottled.inc();
-      setTimeout(accept, wait);
-    } else accept();
+      setTimeout(() => this.accept(client, session, packet, done), wait);
+    } else this.accept(client, session, packet, done);
+  }
+
+  /** Counts a message the device may send and, for QoS >= 1, journals it before aedes may PUBACK. */
+  private accept(client: Client | null, session: Session, packet: PublishPacket, done: (err?: Error | null) => void): void {
+    if (this.intakeClosed) return; // throttled past the start of shutdown: as in authorizePublish
+    this.messagesIn[packet.qos]?.inc();
+    if (packet.qos === 0) {
+      done(null);
+      return;
+    }
+    const payload = typeof packet.payload === 'string' ? Buffer.from(packet.payload) : packet.payload;
+    this.deps.store.journal.append({ deviceId: session.deviceId, topic: packet.topic, payload, qos: packet.qos, receivedAt: Date.now() }, (err) => {
+      if (err) this.deps.metrics.journalRejected.inc({ reason: 'code' in err ? String(err.code) : 'error' });
+      // The journal answers a whole group commit in one loop: cork the socket so this client's
+      // PUBACKs from the group leave in one write instead of one syscall each.
+      corkUntilNextTick(client?.conn);
+      if (!err) this.undelivered++;
+      done(err ?? null);
+    });
   }
 
   private authorizeSubscribe(client: Client | null, sub: Subscription, done: (err: Error | null, sub?: Subscription | null) => void): void {

@@ -4,6 +4,7 @@
  * 3 hub not reachable (status, job).
  */
 import './quiet-warnings.js';
+import '../observability/quiet-debug.js';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { DEFAULT_CONFIG, VERSION } from '../package-info.js';
 import { checkConfigCommand } from './check-config-command.js';
