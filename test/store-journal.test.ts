@@ -103,43 +103,72 @@ t.test('appends made in one tick are committed in one batch, visible to another 
   t.equal(countElsewhere(store.file), N + 2);
 });
 
+/** The journal's own engine (message-journal.ts) on the store's connection, as its thread runs it. */
+function engine(store: Store, wal?: WalSyncer): MessageJournal {
+  return new MessageJournal(store.db, store.budget, wal);
+}
+
+function appendTo(journal: MessageJournal, m: JournalMessage): Promise<Error | undefined> {
+  return new Promise((resolve) => journal.append(m, (err) => resolve(err)));
+}
+
 t.test('a batch is capped: the 4096th append commits at once, the rest go in the next batch', async (t) => {
   const store = openStore(t);
+  const journal = engine(store);
   const CAP = 4096;
   let answered = 0;
   let errors = 0;
   const done = new Promise<void>((resolve) => {
     for (let i = 0; i <= CAP; i++) {
-      store.journal.append(message(i), (err) => {
+      journal.append(message(i), (err) => {
         if (err) errors++;
         if (++answered === CAP + 1) resolve();
       });
     }
   });
-  t.equal(store.journal.stats.batches, 1, 'the capped batch committed within the same tick');
-  t.equal(store.journal.stats.committed, CAP);
-  t.equal(store.journal.pending, 1, 'one left for the next batch');
+  t.equal(journal.stats.batches, 1, 'the capped batch committed within the same tick');
+  t.equal(journal.stats.committed, CAP);
+  t.equal(journal.pending, 1, 'one left for the next batch');
   t.equal(countElsewhere(store.file), CAP);
   await done;
   t.equal(errors, 0, 'no errors');
-  t.equal(store.journal.stats.batches, 2);
+  t.equal(journal.stats.batches, 2);
+  t.equal(countHere(store), CAP + 1);
+});
+
+t.test('the hub thread hands over a full batch at once, the rest on the next turn', async (t) => {
+  const store = openStore(t);
+  const CAP = 4096;
+  let answered = 0;
+  const done = new Promise<void>((resolve) => {
+    for (let i = 0; i <= CAP; i++) {
+      store.journal.append(message(i), (err) => {
+        t.equal(err, undefined);
+        if (++answered === CAP + 1) resolve();
+      });
+    }
+  });
+  t.equal(store.journal.unsyncedBatches, 1, 'the full batch went to the journal thread within the same tick');
+  t.equal(store.journal.pending, 1, 'one left for the next turn');
+  await done;
   t.equal(countHere(store), CAP + 1);
 });
 
 t.test('a failed commit answers every caller of the batch with an error and writes nothing', async (t) => {
   const store = openStore(t);
+  const journal = engine(store);
   const bad = { ...message(2), payload: null as unknown as Buffer }; // payload is NOT NULL
-  const results = await Promise.all([append(store, message(0)), append(store, message(1)), append(store, bad), append(store, message(3))]);
+  const results = await Promise.all([appendTo(journal, message(0)), appendTo(journal, message(1)), appendTo(journal, bad), appendTo(journal, message(3))]);
   for (const err of results) {
     t.ok(err instanceof HubError, 'a HubError');
     t.equal((err as HubError).code, 'HUB_ERR_INTERNAL');
     t.match((err as HubError).message, /journal commit failed/);
   }
-  t.equal(store.journal.stats.failed, 4);
-  t.equal(store.journal.stats.committed, 0);
+  t.equal(journal.stats.failed, 4);
+  t.equal(journal.stats.committed, 0);
   t.equal(countHere(store), 0, 'the whole batch rolled back');
   // The journal keeps working afterwards.
-  t.equal(await append(store, message(4)), undefined);
+  t.equal(await appendTo(journal, message(4)), undefined);
   t.equal(countElsewhere(store.file), 1);
 });
 

@@ -5,7 +5,6 @@
  */
 import mqtt from 'mqtt';
 import t from 'tap';
-import type { WalSyncer } from '../hub/store/message-journal.js';
 import { metricValue, startHub } from './helpers/hub-harness.js';
 
 t.test('a failed WAL sync refuses the waiting message and every later one, reports it and asks the hub to exit', async (t) => {
@@ -24,14 +23,8 @@ t.test('a failed WAL sync refuses the waiting message and every later one, repor
   t.equal(rows(), 1, 'acknowledged and stored while the disk works');
   await ok.endAsync();
 
-  // the disk fails: fdatasync answers EIO from now on
-  const failing: WalSyncer = {
-    sync: (done) => setImmediate(() => done(Object.assign(new Error('EIO: i/o error, fdatasync'), { code: 'EIO' }))),
-    syncNow: () => {
-      throw new Error('EIO: i/o error, fdatasync');
-    },
-  };
-  (store.journal as unknown as { wal: WalSyncer }).wal = failing;
+  // the disk fails: fdatasync answers EIO from now on (on the journal's thread, where the syncs run)
+  store.journal.failSyncsForTest('EIO: i/o error, fdatasync');
 
   const refuse = async (suffix: string) => {
     const device = await connect(suffix);

@@ -93,6 +93,7 @@ export class BrokerService {
     const { config, metrics, log } = this.deps;
     const limits = config.limits;
     // aedes' own defaults, built here so the route table can watch every subscription change
+    this.deps.store.journal.open();
     const mq = mqemitter({ concurrency: 1000, matchEmptyLevels: true });
     const persistence = memoryPersistence();
     this.routes.watchEmitter(mq);

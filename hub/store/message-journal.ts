@@ -86,11 +86,16 @@ export class MessageJournal {
   /** Observers told once a batch is durable (metrics), with the seconds from commit start. */
   onCommit?: (count: number, seconds: number) => void;
 
-  /** `wal` given: commits don't fsync, the WAL is synced off the event loop before answering. */
+  /**
+   * `wal` given: commits don't fsync, the WAL is synced off the event loop before answering.
+   * `ownsConnection`: the connection is the journal's alone (its thread, journal-thread.ts) and is
+   * opened with synchronous=NORMAL, so commits need not switch it to NORMAL and back.
+   */
   constructor(
     private readonly db: Database.Database,
-    private readonly budget: DiskBudget,
+    private readonly budget: Pick<DiskBudget, 'exceeded' | 'current'>,
     private readonly wal?: WalSyncer,
+    private readonly ownsConnection = false,
   ) {
     this.insert = db.prepare(`INSERT INTO device_messages ${COLUMNS} VALUES (?, ?, ?, ?, ?)`);
     const insertMany = db.prepare(`INSERT INTO device_messages ${COLUMNS} VALUES ${Array(ROWS_PER_INSERT).fill('(?, ?, ?, ?, ?)').join(', ')}`);
@@ -137,17 +142,22 @@ export class MessageJournal {
   }
 
   append(message: JournalMessage, done: Done): void {
+    this.appendMany([message], done);
+  }
+
+  /** Appends messages that share one answer: `done` runs once, when all of them are durable. */
+  appendMany(messages: JournalMessage[], done: Done): void {
     if (this.stoppedBy) {
-      this.stats.failed++;
+      this.stats.failed += messages.length;
       done(this.stoppedBy);
       return;
     }
     if (this.budget.exceeded) {
-      this.stats.rejectedBudget++;
+      this.stats.rejectedBudget += messages.length;
       done(new HubError('HUB_ERR_STORE_DISK_BUDGET', this.budget.current.reason));
       return;
     }
-    this.queue.push(message);
+    for (const m of messages) this.queue.push(m);
     this.callbacks.push(done);
     if (this.queue.length >= MAX_BATCH) this.flush();
     else if (!this.scheduled) {
@@ -174,11 +184,12 @@ export class MessageJournal {
     try {
       // SQLite applies `PRAGMA synchronous` when the statement is prepared, so it cannot be a
       // prepared statement run later: db.pragma() prepares it each time.
-      if (this.wal) this.db.pragma('synchronous = NORMAL');
+      const switchToNormal = this.wal && !this.ownsConnection;
+      if (switchToNormal) this.db.pragma('synchronous = NORMAL');
       try {
         this.writeBatch(batch);
       } finally {
-        if (this.wal) this.db.pragma('synchronous = FULL');
+        if (switchToNormal) this.db.pragma('synchronous = FULL');
       }
       this.stats.committed += batch.length;
       this.stats.batches++;

@@ -7,8 +7,7 @@ import { ApiTokens } from './api-tokens.js';
 import { type CorruptionReport, openStore, type Synchronous } from './database.js';
 import { DeviceCredentials } from './device-credentials.js';
 import { DiskBudget } from './disk-budget.js';
-import { MessageJournal } from './message-journal.js';
-import { WalSync } from './wal-sync.js';
+import { JournalThread } from './journal-thread.js';
 
 export interface StoreOptions {
   dataDir: string;
@@ -36,8 +35,7 @@ export class Store {
   readonly credentials: DeviceCredentials;
   readonly tokens: ApiTokens;
   readonly budget: DiskBudget;
-  readonly journal: MessageJournal;
-  private readonly walSync: WalSync | undefined;
+  readonly journal: JournalThread;
 
   constructor(options: StoreOptions) {
     const opened = openStore({
@@ -55,9 +53,8 @@ export class Store {
     this.credentials = new DeviceCredentials(this.db);
     this.tokens = new ApiTokens(this.db);
     this.budget = new DiskBudget(this.db, this.file, options.maxBytes);
-    // synchronous=full: journal commits are made durable by syncing the WAL off the event loop
-    this.walSync = options.synchronous === 'full' ? new WalSync(`${this.file}-wal`) : undefined;
-    this.journal = new MessageJournal(this.db, this.budget, this.walSync);
+    beginImmediate(this.db);
+    this.journal = new JournalThread(this.db, this.file, this.budget, options.synchronous);
   }
 
   incidents(limit = 20): Incident[] {
@@ -74,10 +71,28 @@ export class Store {
   /** Writes any queued journal messages, checkpoints the WAL and closes the file. */
   close(): void {
     if (!this.db.open) return;
-    this.journal.flush();
-    this.journal.syncNow();
-    this.walSync?.close();
+    this.journal.close();
     this.db.pragma('wal_checkpoint(TRUNCATE)');
     this.db.close();
   }
+}
+
+/**
+ * Makes every transaction on this connection begin IMMEDIATE. The journal's thread writes to the
+ * same file on a connection of its own; a DEFERRED transaction that reads before it writes holds a
+ * snapshot, and if that thread commits in between, the first write fails at once with
+ * SQLITE_BUSY_SNAPSHOT, with no busy timeout to wait in. IMMEDIATE takes the write lock first, and
+ * waits for it. Nested transactions are savepoints either way.
+ */
+function beginImmediate(db: Database.Database): void {
+  const transaction = db.transaction.bind(db);
+  db.transaction = ((fn: (...args: unknown[]) => unknown) => {
+    const tx = transaction(fn);
+    return Object.assign((...args: unknown[]) => tx.immediate(...args), {
+      default: tx.immediate,
+      deferred: tx.deferred,
+      immediate: tx.immediate,
+      exclusive: tx.exclusive,
+    });
+  }) as typeof db.transaction;
 }
