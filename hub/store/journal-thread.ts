@@ -138,9 +138,11 @@ export class JournalThread {
     return new Promise((resolve) => this.settledWaiters.push(resolve));
   }
 
-  /** Deletes journaled messages received before `cutoff`; returns how many. */
-  prune(cutoff: number): number {
-    return this.db.prepare('DELETE FROM device_messages WHERE received_at < ?').run(cutoff).changes;
+  /** Deletes journaled messages received before `cutoff`, oldest first, at most `limit`; returns how many. */
+  prune(cutoff: number, limit = Number.MAX_SAFE_INTEGER): number {
+    return this.db
+      .prepare('DELETE FROM device_messages WHERE id IN (SELECT id FROM device_messages WHERE received_at < ? ORDER BY received_at LIMIT ?)')
+      .run(cutoff, limit).changes;
   }
 
   /**

@@ -11,12 +11,20 @@ import type { Store } from './store.js';
 
 const BUDGET_INTERVAL_MS = 1_000;
 const PRUNE_INTERVAL_MS = 10 * 60_000;
+/**
+ * Rows deleted per statement when pruning. One DELETE of ten minutes of traffic can take seconds;
+ * in chunks, the journal thread commits between them (it waits for the write lock at most its
+ * busy timeout) and the event loop runs between them.
+ */
+const PRUNE_CHUNK_ROWS = 10_000;
 
 export class StoreMaintenance {
   readonly name = 'store-maintenance';
   private timers: NodeJS.Timeout[] = [];
   private wasExceeded = false;
   private checkpointer: Checkpointer | undefined;
+  private pruning: Promise<void> | undefined;
+  private stopped = false;
 
   constructor(
     private readonly store: () => Store,
@@ -35,15 +43,18 @@ export class StoreMaintenance {
     };
     this.checkpointer = new Checkpointer(store.file, this.config.synchronous);
     this.checkpointer.start();
+    this.stopped = false;
     this.checkBudget();
-    this.prune();
-    this.timers = [setInterval(() => this.checkBudget(), BUDGET_INTERVAL_MS), setInterval(() => this.prune(), PRUNE_INTERVAL_MS)];
+    void this.prune();
+    this.timers = [setInterval(() => this.checkBudget(), BUDGET_INTERVAL_MS), setInterval(() => void this.prune(), PRUNE_INTERVAL_MS)];
     for (const t of this.timers) t.unref();
   }
 
   async stop(): Promise<void> {
     for (const t of this.timers) clearInterval(t);
     this.timers = [];
+    this.stopped = true;
+    await this.pruning;
     await this.checkpointer?.stop();
     this.checkpointer = undefined;
   }
@@ -67,9 +78,25 @@ export class StoreMaintenance {
     this.wasExceeded = state.exceeded;
   }
 
-  prune(): void {
+  /** Deletes journaled messages past retention, a chunk at a time; one run at once. */
+  prune(): Promise<void> {
+    this.pruning ??= this.pruneInChunks().finally(() => (this.pruning = undefined));
+    return this.pruning;
+  }
+
+  private async pruneInChunks(): Promise<void> {
     const cutoff = Date.now() - this.config.ingestRetentionHours * 3_600_000;
-    const removed = this.store().journal.prune(cutoff);
+    let removed = 0;
+    try {
+      for (;;) {
+        const n = this.store().journal.prune(cutoff, PRUNE_CHUNK_ROWS);
+        removed += n;
+        if (n < PRUNE_CHUNK_ROWS || this.stopped) break;
+        await new Promise((resolve) => setImmediate(resolve));
+      }
+    } catch (err) {
+      this.log.error({ err, removed }, 'pruning journaled device messages failed; the next run tries again');
+    }
     if (removed > 0) this.log.info({ removed }, 'pruned journaled device messages past retention');
   }
 }
