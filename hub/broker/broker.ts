@@ -17,6 +17,7 @@ import { closeListeners, type ListenerAddresses, openListeners } from './listene
 import { type ClosingSocket, DeviceRateLimits } from './device-rate-limits.js';
 import { TokenBucket } from './token-bucket.js';
 import { type Deliver, RouteTable, type SubscriptionStore } from './route-table.js';
+import { usePublishFastPath } from './publish-parser.js';
 import { compilePublishAcl, maySubscribe } from './topic-acl.js';
 
 /** What the hub knows about a connected client; aedes' Client stays untouched. */
@@ -94,6 +95,7 @@ export class BrokerService {
     const limits = config.limits;
     // aedes' own defaults, built here so the route table can watch every subscription change
     this.deps.store.journal.open();
+    usePublishFastPath(); // before aedes creates any client's parser
     const mq = mqemitter({ concurrency: 1000, matchEmptyLevels: true });
     const persistence = memoryPersistence();
     this.routes.watchEmitter(mq);
