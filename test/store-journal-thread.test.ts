@@ -9,6 +9,7 @@ import fc from 'fast-check';
 import t, { type Test } from 'tap';
 import { HubError } from '../hub/sdk/errors.js';
 import { BatchWriter, readBatch } from '../hub/store/journal-batch.js';
+import { JournalThread } from '../hub/store/journal-thread.js';
 import type { JournalMessage } from '../hub/store/message-journal.js';
 import { Store } from '../hub/store/store.js';
 
@@ -68,6 +69,8 @@ t.test('messages cross to the journal thread intact and in order, non-ASCII name
     { deviceId: 'kühlregal-7', topic: 'devices/kühlregal-7/température', payload: Buffer.from('{"°C":4}'), qos: 1, receivedAt: 5 },
     { deviceId: '货架-1', topic: 'devices/货架-1/重量/🛒', payload: Buffer.alloc(0), qos: 2, receivedAt: 6 },
     { deviceId: 'big', topic: 'devices/big/blob', payload: Buffer.alloc(200_000, 0xab), qos: 1, receivedAt: 7 },
+    // invalid UTF-8 on the wire decodes to U+FFFD, three bytes each: longer than 65,535 bytes here
+    { deviceId: 'odd', topic: `devices/odd/${'\uFFFD'.repeat(30_000)}`, payload: Buffer.from('x'), qos: 1, receivedAt: 8 },
     message(4),
   ];
   const results = await Promise.all(sent.map((m) => append(store, m)));
@@ -133,6 +136,37 @@ t.test('a journal thread that dies stops the journal: waiting callers fail, the 
   t.equal(store.journal.stopped?.code, 'HUB_ERR_STORE_SYNC');
   t.equal(((await append(store, message(2))) as HubError).code, 'HUB_ERR_STORE_SYNC', 'later messages are refused');
   t.equal(told.length, 1, 'still once');
+});
+
+t.test('a WAL sync that fails while the store closes fails its messages: the last sync does not call them durable', async (t) => {
+  const store = new Store({ dataDir: t.testdir(), synchronous: 'full', maxBytes: 1024 ** 3 });
+  t.equal(await append(store, message(0)), undefined, 'the thread is up');
+  // From now on a sync that was running fails; one through a fresh descriptor (the last, at
+  // close) succeeds, as Linux reports a writeback error once per open file description.
+  store.journal.failSyncsForTest('EIO: i/o error, fdatasync');
+  const answers: (Error | undefined)[] = [];
+  for (let i = 1; i <= 3; i++) store.journal.append(message(i), (err) => answers.push(err));
+  store.close(); // the batch's sync is still running when the thread is told to close
+  t.equal(answers.length, 3, 'everyone answered inside close()');
+  for (const err of answers) t.equal((err as HubError | undefined)?.code, 'HUB_ERR_STORE_SYNC', 'refused, not acknowledged');
+});
+
+t.test('a journal thread that cannot open the database does not hold close() for its timeout', async (t) => {
+  const store = new Store({ dataDir: t.testdir(), synchronous: 'full', maxBytes: 1024 ** 3 });
+  const journal = new JournalThread(store.db, `${store.file}.missing`, store.budget, 'full');
+  const told: HubError[] = [];
+  journal.onSyncFailure = (err) => told.push(err);
+  const answers: (Error | undefined)[] = [];
+  journal.append(message(0), (err) => answers.push(err));
+  journal.flush();
+  const started = performance.now();
+  journal.close();
+  const ms = performance.now() - started;
+  t.ok(ms < 8_000, `close() returned in ${Math.round(ms)} ms (its timeout is 10 s)`);
+  t.equal((answers[0] as HubError | undefined)?.code, 'HUB_ERR_STORE_SYNC', 'the message is refused');
+  await new Promise((r) => setTimeout(r, 200));
+  t.equal(told.length, 0, 'a thread ending during close is not reported as a failure');
+  store.close();
 });
 
 t.test("the hub's own read-then-write transactions survive the journal thread committing in between", async (t) => {

@@ -94,7 +94,6 @@ export class BrokerService {
     const { config, metrics, log } = this.deps;
     const limits = config.limits;
     // aedes' own defaults, built here so the route table can watch every subscription change
-    this.deps.store.journal.open();
     usePublishFastPath(); // before aedes creates any client's parser
     const mq = mqemitter({ concurrency: 1000, matchEmptyLevels: true });
     const persistence = memoryPersistence();
@@ -310,6 +309,8 @@ export class BrokerService {
       bucket: this.rateLimits.acquire(deviceId, client.conn as ClosingSocket | undefined),
     });
     metrics.brokerConnections.inc({ outcome: 'accepted' });
+    // The first device to connect starts the journal's thread, before its first message needs it.
+    this.deps.store.journal.open();
     done(null, true);
   }
 

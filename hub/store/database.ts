@@ -8,6 +8,7 @@ import { closeSync, existsSync, mkdirSync, openSync, readSync, statSync } from '
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { HubError } from '../sdk/errors.js';
+import { BUSY_TIMEOUT_MS } from './busy-timeout.js';
 import { migrate } from './migrate.js';
 import { type SalvageReport, salvageInto } from './salvage.js';
 import { buildAndSwap, markerOf, moveAside, pendingSalvage } from './salvage-swap.js';
@@ -45,8 +46,7 @@ export interface OpenedStore {
 
 export const DB_FILE = 'hub.db';
 
-/** How long a statement waits for another connection's lock before SQLITE_BUSY. */
-export const BUSY_TIMEOUT_MS = 5000;
+export { BUSY_TIMEOUT_MS } from './busy-timeout.js';
 
 /**
  * The epoch of a database that starts from nothing (new, or salvaged from an unreadable file): its

@@ -6,8 +6,10 @@
  * columns still cost half a microsecond a message in the serializer. Decoding runs on the
  * journal's thread, which has time to spare.
  *
- * Layout of one message: u16 device id length, device id (UTF-8), u16 topic length, topic, u32
- * payload length, payload, u8 QoS, f64 received-at (ms since the epoch), all little-endian.
+ * Layout of one message: u32 device id length, device id (UTF-8), u32 topic length, topic, u32
+ * payload length, payload, u8 QoS, f64 received-at (ms since the epoch), all little-endian. (A
+ * topic may be 65,535 bytes on the wire and decode to three times that: invalid UTF-8 becomes
+ * U+FFFD, so the lengths here are not 16-bit.)
  */
 import type { JournalMessage } from './message-journal.js';
 
@@ -36,7 +38,7 @@ export type FromJournal =
   | { t: 'stopped'; code: string; message: string };
 
 /** Fixed bytes per message besides its strings and payload. */
-const FIXED_BYTES = 2 + 2 + 4 + 1 + 8;
+const FIXED_BYTES = 4 + 4 + 4 + 1 + 8;
 const INITIAL_BYTES = 64 * 1024;
 
 /** One batch being written on the hub's thread. */
@@ -61,12 +63,12 @@ export class BatchWriter {
     this.count++;
   }
 
-  /** Hands over the memory written (the writer starts a new buffer, sized like this one). */
+  /** Hands over the memory written (the writer starts a new buffer, sized for what this one held). */
   take(id: number): { message: ToJournal; transfer: ArrayBuffer[] } {
     const { buffer, byteOffset } = this.buf;
     const message: ToJournal = { t: 'batch', id, count: this.count, bytes: buffer as ArrayBuffer, length: this.at };
     if (byteOffset !== 0) throw new Error('batch buffer must own its memory');
-    this.buf = Buffer.allocUnsafeSlow(Math.max(INITIAL_BYTES, this.buf.length));
+    this.buf = Buffer.allocUnsafeSlow(Math.max(INITIAL_BYTES, this.at));
     this.at = 0;
     this.count = 0;
     return { message, transfer: [buffer as ArrayBuffer] };
@@ -74,7 +76,7 @@ export class BatchWriter {
 
   private writeString(s: string, at: number): number {
     const buf = this.buf;
-    const start = at + 2;
+    const start = at + 4;
     let n = 0;
     // Device ids and topics are short and nearly always ASCII: copying their code units here is
     // several times cheaper than a call into the UTF-8 encoder. Anything else is encoded properly.
@@ -84,7 +86,7 @@ export class BatchWriter {
       buf[start + n] = c;
     }
     if (n < s.length) n = buf.write(s, start, 'utf8');
-    buf.writeUInt16LE(n, at);
+    buf.writeUInt32LE(n, at);
     return start + n;
   }
 
@@ -101,9 +103,9 @@ export function readBatch(bytes: ArrayBuffer, length: number, count: number): Jo
   const messages = new Array<JournalMessage>(count);
   let at = 0;
   const readString = (): string => {
-    const n = buf.readUInt16LE(at);
-    const s = buf.toString('utf8', at + 2, at + 2 + n);
-    at += 2 + n;
+    const n = buf.readUInt32LE(at);
+    const s = buf.toString('utf8', at + 4, at + 4 + n);
+    at += 4 + n;
     return s;
   };
   for (let i = 0; i < count; i++) {

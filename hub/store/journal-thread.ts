@@ -9,8 +9,8 @@
  * thread says the batch is durable. The promise is unchanged: a caller is answered only after its
  * message is committed and, with synchronous=full, its WAL frames are synced.
  *
- * The broker starts the thread (open()); tools that open the store (device add, token create) never
- * do. Every other transaction on the hub's own connection begins IMMEDIATE (store.ts) because this
+ * The broker starts the thread when the first device connects (open()); tools that open the store
+ * (device add, token create) never do. Every other transaction on the hub's own connection begins IMMEDIATE (store.ts) because this
  * thread writes to the same file.
  */
 import { extname } from 'node:path';
@@ -125,11 +125,15 @@ export class JournalThread {
       for (const cb of callbacks) cb(err);
       return;
     }
-    const worker = this.start();
     this.inFlight.set(id, { callbacks, count, sentAt: performance.now() });
-    // While answers are owed, the process waits for them; an idle journal keeps nothing alive.
-    if (this.inFlight.size === 1) this.port?.ref();
-    worker.postMessage(message, transfer);
+    try {
+      const worker = this.start();
+      // While answers are owed, the process waits for them; an idle journal keeps nothing alive.
+      if (this.inFlight.size === 1) this.port?.ref();
+      worker.postMessage(message, transfer);
+    } catch (err) {
+      this.die(`the journal thread could not take a batch: ${(err as Error).message}`);
+    }
   }
 
   /** Resolves when every batch handed to the thread has been answered (shutdown waits for this). */
@@ -171,9 +175,10 @@ export class JournalThread {
   }
 
   /**
-   * Starts the thread now. The broker does at its start, so that the first message does not wait
-   * for the thread to load, and a connection storm (password hashing filling libuv's pool) cannot
-   * delay its loading either. Otherwise the first append starts it.
+   * Starts the thread now. The broker does when the first device connects, so that its first
+   * message does not wait for the thread to load (and a connection storm, password hashing filling
+   * libuv's pool, cannot delay the loading behind it), while a hub no device has reached yet does
+   * not carry it. Otherwise the first append starts it.
    */
   open(): void {
     if (!this.closed && !this.stoppedBy) this.start();
@@ -193,7 +198,9 @@ export class JournalThread {
     });
     port1.on('message', (m: FromJournal) => this.receive(m));
     port1.unref();
-    worker.on('error', (err) => this.die(`the journal thread failed: ${err.message}`));
+    worker.on('error', (err) => {
+      if (!this.closed) this.die(`the journal thread failed: ${err.message}`);
+    });
     worker.on('exit', (code) => {
       if (!this.closed) this.die(`the journal thread exited (code ${code})`);
     });

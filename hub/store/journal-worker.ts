@@ -7,7 +7,7 @@
 import { type MessagePort, parentPort, workerData } from 'node:worker_threads';
 import Database from 'better-sqlite3';
 import type { HubError } from '../sdk/errors.js';
-import { BUSY_TIMEOUT_MS } from './database.js';
+import { BUSY_TIMEOUT_MS } from './busy-timeout.js';
 import { type FromJournal, readBatch, type ToJournal } from './journal-batch.js';
 import { MessageJournal, type WalSyncer } from './message-journal.js';
 import { WalSync } from './wal-sync.js';
@@ -17,17 +17,40 @@ export interface JournalWorkerData {
   synchronous: 'full' | 'normal';
   /** Answers go back on this port, so that close() can read them synchronously. */
   answers: MessagePort;
-  /** Set to 1 when the thread has answered everything and closed its connection. */
+  /** CLOSED when the thread has answered everything and closed its connection, FAILED when it cannot go on. */
   closed: Int32Array;
 }
 
+export const CLOSED = 1;
+export const FAILED = 2;
+
 const { file, synchronous, answers, closed } = workerData as JournalWorkerData;
 
-const db = new Database(file, { fileMustExist: true });
-db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
-// NORMAL: with synchronous=full the WAL is synced after each commit by WalSync, off this thread
-db.pragma('synchronous = NORMAL');
-db.pragma('wal_autocheckpoint = 0'); // the checkpointer thread does that
+/** Tells a hub thread blocked in close() at once that this thread is gone, instead of after its timeout. */
+function signal(state: number): void {
+  Atomics.store(closed, 0, state);
+  Atomics.notify(closed, 0);
+}
+process.on('uncaughtException', (err) => {
+  signal(FAILED);
+  throw err; // the thread ends; the hub's thread sees 'error' and stops the journal
+});
+
+function openConnection(): Database.Database {
+  try {
+    const db = new Database(file, { fileMustExist: true });
+    db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
+    // NORMAL: with synchronous=full the WAL is synced after each commit by WalSync, off this thread
+    db.pragma('synchronous = NORMAL');
+    db.pragma('wal_autocheckpoint = 0'); // the checkpointer thread does that
+    return db;
+  } catch (err) {
+    signal(FAILED);
+    throw err;
+  }
+}
+
+const db = openConnection();
 const wal = synchronous === 'full' ? new WalSync(`${file}-wal`) : undefined;
 // the hub's thread keeps the disk budget and refuses messages past it before they come here
 const neverFull = { exceeded: false, current: { usedBytes: 0, maxBytes: 0, filesystemFreeBytes: 0, exceeded: false, reason: '' } };
@@ -66,23 +89,38 @@ parentPort?.on('message', (m: ToJournal) => {
     journal.appendMany(readBatch(m.bytes, m.length, m.count), (err) => answer(m.id, err));
   } else if (m.t === 'close') {
     journal.flush();
-    journal.syncNow();
-    postAnswers();
-    wal?.close();
-    db.close();
-    Atomics.store(closed, 0, 1);
-    Atomics.notify(closed, 0);
-    parentPort?.close();
-    answers.close();
+    closeAfterSyncs();
   } else if (m.t === 'fail-syncs') {
-    // Fault injection for tests: the WAL's disk fails from now on (fdatasync answers EIO).
-    const eio = () => Object.assign(new Error(m.message), { code: 'EIO' });
+    // Fault injection for tests: the WAL's disk fails from now on. As on Linux, the error reaches
+    // the syncs through descriptors open when it happened; a sync through a fresh one succeeds.
     const failing: WalSyncer = {
-      sync: (done) => setImmediate(() => done(eio())),
-      syncNow: () => {
-        throw eio();
-      },
+      sync: (done) => setImmediate(() => done(Object.assign(new Error(m.message), { code: 'EIO' }))),
+      syncNow: () => {},
     };
     (journal as unknown as { wal: WalSyncer }).wal = failing;
   }
 });
+
+/**
+ * The last sync waits for those still running. One of them may have failed already, its callback
+ * not yet run: Linux reports a writeback error once per open file description, so a sync through a
+ * fresh descriptor could succeed and call durable what that one lost. Once they have ended (a
+ * failure stops the journal and fails what waits), syncNow covers the rest. The hub's thread is
+ * blocked in close() meanwhile, for at most its timeout.
+ */
+function closeAfterSyncs(): void {
+  if (journal.syncsRunning > 0) {
+    setTimeout(closeAfterSyncs, 1);
+    return;
+  }
+  try {
+    journal.syncNow();
+    postAnswers();
+    wal?.close();
+    db.close();
+  } finally {
+    signal(CLOSED);
+    parentPort?.close();
+    answers.close();
+  }
+}

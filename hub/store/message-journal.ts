@@ -136,6 +136,11 @@ export class MessageJournal {
     return oldest ? Number(process.hrtime.bigint() - oldest.started) / 1e6 : 0;
   }
 
+  /** WAL syncs started and not yet finished. */
+  get syncsRunning(): number {
+    return this.syncsInFlight;
+  }
+
   /** Why the journal takes no more messages (a WAL sync failed), or undefined while it works. */
   get stopped(): HubError | undefined {
     return this.stoppedBy;
