@@ -13,6 +13,7 @@ import type { Logger } from '../observability/logger.js';
 import type { HubMetrics } from '../observability/metrics.js';
 import type { Store } from '../store/store.js';
 import { DeviceAuthenticator } from './device-auth.js';
+import { corkUntilNextTick, waitForDrain } from './client-writes.js';
 import { closeListeners, type ListenerAddresses, openListeners } from './listeners.js';
 import { type ClosingSocket, DeviceRateLimits } from './device-rate-limits.js';
 import { TokenBucket } from './token-bucket.js';
@@ -353,9 +354,7 @@ export class BrokerService {
     const payload = typeof packet.payload === 'string' ? Buffer.from(packet.payload) : packet.payload;
     this.deps.store.journal.append({ deviceId: session.deviceId, topic: packet.topic, payload, qos: packet.qos, receivedAt: Date.now() }, (err) => {
       if (err) this.deps.metrics.journalRejected.inc({ reason: 'code' in err ? String(err.code) : 'error' });
-      // The journal answers a whole group commit in one loop: cork the socket so this client's
-      // PUBACKs from the group leave in one write instead of one syscall each.
-      corkUntilNextTick(client?.conn);
+      corkUntilNextTick(client?.conn); // this client's PUBACKs from the group leave in one write
       if (!err) this.undelivered++;
       done(err ?? null);
     });
@@ -384,22 +383,7 @@ function addressOf(client: Client): string | undefined {
   return conn?.remoteAddress;
 }
 
-function corkUntilNextTick(conn: { cork?: () => void; uncork?: () => void; writableCorked?: number } | undefined): void {
-  if (!conn?.cork || conn.writableCorked !== 0) return;
-  conn.cork();
-  process.nextTick(() => conn.uncork?.());
-}
-
 async function until(done: () => boolean, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!done() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
-}
-
-async function waitForDrain(clients: Client[], timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const busy = clients.some((c) => ((c.conn as { writableLength?: number } | undefined)?.writableLength ?? 0) > 0);
-    if (!busy || Date.now() > deadline) return;
-    await new Promise((r) => setTimeout(r, 10));
-  }
 }
